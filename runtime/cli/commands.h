@@ -1,0 +1,12 @@
+/* The subcommands of the hybridrt binary. Each takes the arguments after its own name and returns
+ * the process exit status. */
+#ifndef HR_CLI_COMMANDS_H
+#define HR_CLI_COMMANDS_H
+
+int hr_cmd_run(int argc, char **argv);
+int hr_cmd_version(int argc, char **argv);
+
+/* True when the argument list asks for help (-h, --help). */
+int hr_wants_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,30 @@
+/* The runtime context: the one place that holds mutable runtime state (op table, autograd mode,
+ * random generator, last error, the graph being captured). One per Lua state. */
+#ifndef HR_CONTEXT_H
+#define HR_CONTEXT_H
+
+#include <stdbool.h>
+
+#include "core/op.h"
+#include "core/rng.h"
+
+#define HR_ERR_SIZE 1024
+
+typedef struct hr_ctx {
+    hr_op ops[HR_OP_COUNT];      /* filled by each backend's registration */
+    bool grad_enabled;           /* false inside no_grad */
+    bool check_nan;              /* check every op's outputs (and gradients) for NaN/Inf */
+    hr_rng rng;
+    struct hr_capture *capture;  /* the graph being recorded, or NULL */
+    char err[HR_ERR_SIZE];       /* the last error, for the caller to report */
+} hr_ctx;
+
+/* Returns NULL when out of memory. The ops table starts with names only: register backends after. */
+hr_ctx *hr_ctx_create(void);
+void hr_ctx_destroy(hr_ctx *ctx);
+
+/* Sets the error message (printf style) and returns -1 so callers can `return hr_error(...)`. */
+int hr_error(hr_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *hr_last_error(const hr_ctx *ctx);
+
+#endif

@@ -1,0 +1,280 @@
+#include "core/graph.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct hr_capture {
+    hr_graph graph;
+};
+
+hr_node *hr_node_new(hr_ctx *ctx, hr_op_id op) {
+    hr_node *n = calloc(1, sizeof *n);
+    if (!n) {
+        hr_error(ctx, "%s: out of memory allocating a graph node", hr_op_name(op));
+        return NULL;
+    }
+    n->refcount = 1;
+    n->op = op;
+    return n;
+}
+
+void hr_node_release(hr_node *n) {
+    if (!n || --n->refcount > 0) return;
+    for (int i = 0; i < n->n_in; i++) hr_tensor_release(n->in[i]);
+    for (int i = 0; i < HR_NODE_MAX_SAVED; i++) hr_tensor_release(n->saved[i]);
+    free(n);
+}
+
+/* First non-finite value of a float tensor: returns "nan", "inf" or NULL. */
+static const char *non_finite(const hr_tensor *t) {
+    if (!t || (t->dtype != HR_F32 && t->dtype != HR_F64)) return NULL;
+    int64_t n = hr_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++) {
+        double v = hr_tensor_get_flat(t, i);
+        if (isnan(v)) return "nan";
+        if (isinf(v)) return "inf";
+    }
+    return NULL;
+}
+
+static int run_forward(hr_ctx *ctx, hr_node *n) {
+    hr_device_kind dev = n->out[0] ? n->out[0]->storage->device.kind : HR_DEVICE_CPU;
+    hr_op_fn fwd = ctx->ops[n->op].forward[dev];
+    if (!fwd) return hr_error(ctx, "%s: no implementation on this device", hr_op_name(n->op));
+    if (fwd(ctx, n)) return -1;
+    if (ctx->check_nan) {
+        for (int j = 0; j < n->n_out; j++) {
+            const char *bad = non_finite(n->out[j]);
+            char shape[96];
+            if (bad)
+                return hr_error(ctx, "nan check: op '%s' produced %s in output %d, shape %s",
+                                hr_op_name(n->op), bad, j + 1, hr_shape_str(n->out[j], shape, sizeof shape));
+        }
+    }
+    return 0;
+}
+
+static int capture_append(hr_ctx *ctx, hr_node *n) {
+    hr_graph *g = &ctx->capture->graph;
+    if (g->n_nodes == g->capacity) {
+        int cap = g->capacity ? 2 * g->capacity : 64;
+        hr_node **nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
+        if (nodes) g->nodes = nodes;
+        hr_tensor **outs = realloc(g->outputs, (size_t)cap * HR_NODE_MAX_OUT * sizeof *outs);
+        if (outs) g->outputs = outs;
+        if (!nodes || !outs) return hr_error(ctx, "capture: out of memory recording node %d", g->n_nodes);
+        g->capacity = cap;
+    }
+    n->refcount++;
+    g->nodes[g->n_nodes] = n;
+    for (int j = 0; j < HR_NODE_MAX_OUT; j++) {
+        hr_tensor *o = j < n->n_out ? n->out[j] : NULL;
+        hr_tensor_retain(o);
+        g->outputs[g->n_nodes * HR_NODE_MAX_OUT + j] = o;
+    }
+    g->n_nodes++;
+    return 0;
+}
+
+int hr_node_launch(hr_ctx *ctx, hr_node *n) {
+    int rc = run_forward(ctx, n);
+    if (rc == 0 && ctx->capture) rc = capture_append(ctx, n);
+    if (rc) {
+        for (int j = 0; j < n->n_out; j++) hr_tensor_release(n->out[j]);
+        hr_node_release(n);
+        return -1;
+    }
+    bool needs_grad = false;
+    hr_device_kind dev = n->out[0] ? n->out[0]->storage->device.kind : HR_DEVICE_CPU;
+    if (ctx->grad_enabled && ctx->ops[n->op].backward[dev])
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i] && n->in[i]->requires_grad) needs_grad = true;
+    if (needs_grad) {
+        for (int j = 0; j < n->n_out; j++) {
+            hr_tensor *o = n->out[j];
+            if (!o || !hr_dtype_is_float(o->dtype)) continue;
+            o->requires_grad = true;
+            o->grad_fn = n;
+            o->grad_fn_output = j;
+            n->refcount++;
+        }
+    }
+    hr_node_release(n); /* the caller's reference: outputs and the capture hold their own */
+    return 0;
+}
+
+/* ---- backward ---- */
+
+typedef struct {
+    hr_node **items;
+    int n, cap;
+} node_list;
+
+static int list_push(node_list *l, hr_node *n) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        hr_node **items = realloc(l->items, (size_t)cap * sizeof *items);
+        if (!items) return -1;
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->n++] = n;
+    return 0;
+}
+
+static bool list_contains(const node_list *l, const hr_node *n) {
+    for (int i = 0; i < l->n; i++)
+        if (l->items[i] == n) return true;
+    return false;
+}
+
+/* Nodes reachable from root in topological order (producers first), by an iterative depth-first
+ * search: a node is emitted once all the nodes producing its inputs have been emitted. */
+static int topo_sort(hr_node *root, node_list *order) {
+    node_list stack = {0}, seen = {0};
+    int rc = list_push(&stack, root) || list_push(&seen, root);
+    while (!rc && stack.n) {
+        hr_node *n = stack.items[stack.n - 1];
+        bool pushed = false;
+        for (int i = 0; i < n->n_in && !rc; i++) {
+            hr_node *p = n->in[i] ? n->in[i]->grad_fn : NULL;
+            if (p && !list_contains(&seen, p)) {
+                rc = list_push(&stack, p) || list_push(&seen, p);
+                pushed = true;
+                break;
+            }
+        }
+        if (!pushed && !rc) {
+            stack.n--;
+            rc = list_push(order, n);
+        }
+    }
+    free(stack.items);
+    free(seen.items);
+    return rc;
+}
+
+/* A zeroed gradient buffer for t: allocated on first use, cleared on later uses when `clear`. */
+static int ensure_grad(hr_ctx *ctx, hr_tensor *t, bool clear) {
+    if (!t->grad) {
+        t->grad = hr_tensor_zeros(ctx, t->dtype, t->ndim, t->shape);
+        return t->grad ? 0 : -1;
+    }
+    if (clear) memset(hr_tensor_data(t->grad), 0, (size_t)(hr_tensor_numel(t) * (int64_t)hr_dtype_size(t->dtype)));
+    return 0;
+}
+
+int hr_backward(hr_ctx *ctx, hr_tensor *root, bool keep_graph_grads) {
+    char shape[96];
+    if (hr_tensor_numel(root) != 1)
+        return hr_error(ctx, "backward: needs a scalar (one element), got shape %s",
+                        hr_shape_str(root, shape, sizeof shape));
+    if (!root->requires_grad)
+        return hr_error(ctx, "backward: the tensor does not require grad (no parameter with "
+                             "requires_grad reaches it, or it was computed under no_grad)");
+    if (!root->grad_fn) { /* a leaf: d(root)/d(root) = 1 */
+        if (ensure_grad(ctx, root, false)) return -1;
+        hr_tensor_set_flat(root->grad, 0, hr_tensor_get_flat(root->grad, 0) + 1.0);
+        return 0;
+    }
+    node_list order = {0};
+    if (topo_sort(root->grad_fn, &order)) {
+        free(order.items);
+        return hr_error(ctx, "backward: out of memory sorting the graph");
+    }
+    int rc = 0;
+    /* Intermediate gradients start at zero; leaf gradients accumulate across backward calls. */
+    for (int k = 0; k < order.n && !rc; k++) {
+        hr_node *n = order.items[k];
+        for (int j = 0; j < n->n_out && !rc; j++)
+            if (n->out[j] && n->out[j]->grad_fn == n) rc = ensure_grad(ctx, n->out[j], true);
+        for (int i = 0; i < n->n_in && !rc; i++)
+            if (n->in[i] && n->in[i]->requires_grad && !n->in[i]->grad_fn) rc = ensure_grad(ctx, n->in[i], false);
+    }
+    if (!rc) hr_tensor_set_flat(root->grad, 0, 1.0);
+    for (int k = order.n - 1; k >= 0 && !rc; k--) {
+        hr_node *n = order.items[k];
+        hr_device_kind dev = n->out[0] ? n->out[0]->storage->device.kind : HR_DEVICE_CPU;
+        hr_op_fn bwd = ctx->ops[n->op].backward[dev];
+        if (!bwd) {
+            rc = hr_error(ctx, "backward: op '%s' has no backward on this device", hr_op_name(n->op));
+            break;
+        }
+        rc = bwd(ctx, n);
+        for (int i = 0; i < n->n_in && !rc && ctx->check_nan; i++) {
+            const char *bad = non_finite(hr_node_in_grad(n, i));
+            if (bad)
+                rc = hr_error(ctx, "nan check: backward of op '%s' produced %s in the gradient of input %d",
+                              hr_op_name(n->op), bad, i + 1);
+        }
+    }
+    if (!keep_graph_grads) {
+        for (int k = 0; k < order.n; k++) {
+            hr_node *n = order.items[k];
+            for (int j = 0; j < n->n_out; j++) {
+                hr_tensor *o = n->out[j];
+                if (o && o->grad_fn == n && o != root) {
+                    hr_tensor_release(o->grad);
+                    o->grad = NULL;
+                }
+            }
+        }
+    }
+    free(order.items);
+    return rc;
+}
+
+/* ---- capture and replay ---- */
+
+int hr_capture_begin(hr_ctx *ctx) {
+    if (ctx->capture) return hr_error(ctx, "capture: a capture is already running (captures do not nest)");
+    ctx->capture = calloc(1, sizeof *ctx->capture);
+    return ctx->capture ? 0 : hr_error(ctx, "capture: out of memory");
+}
+
+hr_graph *hr_capture_end(hr_ctx *ctx) {
+    if (!ctx->capture) {
+        hr_error(ctx, "capture: no capture is running");
+        return NULL;
+    }
+    hr_graph *g = malloc(sizeof *g);
+    if (!g) {
+        hr_capture_abort(ctx);
+        hr_error(ctx, "capture: out of memory");
+        return NULL;
+    }
+    *g = ctx->capture->graph;
+    free(ctx->capture);
+    ctx->capture = NULL;
+    return g;
+}
+
+static void graph_clear(hr_graph *g) {
+    for (int k = 0; k < g->n_nodes; k++) {
+        for (int j = 0; j < HR_NODE_MAX_OUT; j++) hr_tensor_release(g->outputs[k * HR_NODE_MAX_OUT + j]);
+        hr_node_release(g->nodes[k]);
+    }
+    free(g->nodes);
+    free(g->outputs);
+}
+
+void hr_capture_abort(hr_ctx *ctx) {
+    if (!ctx->capture) return;
+    graph_clear(&ctx->capture->graph);
+    free(ctx->capture);
+    ctx->capture = NULL;
+}
+
+int hr_graph_forward(hr_ctx *ctx, hr_graph *g) {
+    for (int k = 0; k < g->n_nodes; k++)
+        if (run_forward(ctx, g->nodes[k])) return -1;
+    return 0;
+}
+
+void hr_graph_free(hr_graph *g) {
+    if (!g) return;
+    graph_clear(g);
+    free(g);
+}

@@ -1,0 +1,76 @@
+/* Tensors: a reference-counted storage plus a view (dtype, shape, strides, offset) and the autograd
+ * fields. Ownership: every hr_tensor and hr_storage is reference counted; whoever holds a pointer
+ * holds one reference and gives it back with hr_tensor_release / hr_storage_release. */
+#ifndef HR_TENSOR_H
+#define HR_TENSOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+
+#define HR_MAX_DIMS 4
+
+typedef enum { HR_DEVICE_CPU, HR_DEVICE_CUDA, HR_DEVICE_KINDS } hr_device_kind;
+
+typedef struct {
+    hr_device_kind kind;
+    int index;
+} hr_device;
+
+typedef struct hr_storage {
+    int refcount;
+    hr_device device;
+    void *data;       /* 64-byte aligned */
+    int64_t nbytes;
+} hr_storage;
+
+struct hr_node;
+struct hr_ctx;
+
+typedef struct hr_tensor {
+    int refcount;
+    hr_dtype dtype;
+    int ndim;                       /* 0 (a scalar) to HR_MAX_DIMS */
+    int64_t shape[HR_MAX_DIMS];
+    int64_t stride[HR_MAX_DIMS];    /* in elements */
+    int64_t offset;                 /* in elements, into storage */
+    hr_storage *storage;            /* owned reference */
+    /* autograd */
+    bool requires_grad;             /* a parameter, or computed from one with grad enabled */
+    struct hr_tensor *grad;         /* owned; contiguous, same shape and dtype; NULL until needed */
+    struct hr_node *grad_fn;        /* owned reference to the producing node; NULL for leaves */
+    int grad_fn_output;             /* which output of grad_fn this tensor is */
+} hr_tensor;
+
+/* Creation. Each returns a new tensor with one reference, or NULL with the context's error set
+ * (bad shape, size overflow, out of memory). Contents of hr_tensor_empty are undefined. */
+hr_tensor *hr_tensor_empty(struct hr_ctx *ctx, hr_dtype dt, int ndim, const int64_t *shape);
+hr_tensor *hr_tensor_zeros(struct hr_ctx *ctx, hr_dtype dt, int ndim, const int64_t *shape);
+hr_tensor *hr_tensor_empty_like(struct hr_ctx *ctx, const hr_tensor *t);
+hr_tensor *hr_tensor_zeros_like(struct hr_ctx *ctx, const hr_tensor *t);
+
+/* A new header over t's storage with t's layout, outside autograd (no grad, no grad_fn). */
+hr_tensor *hr_tensor_alias(struct hr_ctx *ctx, const hr_tensor *t);
+
+void hr_tensor_retain(hr_tensor *t);
+void hr_tensor_release(hr_tensor *t);
+
+int64_t hr_tensor_numel(const hr_tensor *t);
+bool hr_tensor_is_contiguous(const hr_tensor *t);
+/* Pointer to element 0 of the view (storage data + offset). */
+void *hr_tensor_data(const hr_tensor *t);
+/* Element at a flat row-major logical index, honouring strides. */
+int64_t hr_tensor_flat_to_offset(const hr_tensor *t, int64_t flat);
+double hr_tensor_get_flat(const hr_tensor *t, int64_t flat);
+void hr_tensor_set_flat(hr_tensor *t, int64_t flat, double v);
+void hr_tensor_fill(hr_tensor *t, double v);
+/* Copies src into dst (same shape; any strides; converts dtypes). */
+void hr_tensor_copy_into(hr_tensor *dst, const hr_tensor *src);
+
+/* "(2, 3, 4)" into buf. */
+const char *hr_shape_str(const hr_tensor *t, char *buf, int bufsize);
+bool hr_same_shape(const hr_tensor *a, const hr_tensor *b);
+void hr_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+
+#endif

@@ -1,0 +1,42 @@
+/* The Lua binding: the `hybridrt.core` module (tensors, ops, autograd) and the loader of the bundled
+ * Lua library. */
+#ifndef HR_LUA_BINDING_H
+#define HR_LUA_BINDING_H
+
+#include <lua.h>
+
+#include "core/context.h"
+#include "core/tensor.h"
+
+#define HR_TENSOR_MT "hybridrt.Tensor"
+#define HR_GRAPH_MT "hybridrt.Graph"
+
+/* The runtime context of this Lua state (created with the CPU backend on first use). */
+hr_ctx *hr_lua_ctx(lua_State *L);
+/* Raises the context's last error as a Lua error (with the caller's file:line). */
+int hr_lua_raise(lua_State *L);
+
+/* Tensors: push takes over the caller's reference; check raises a Lua error naming the argument. */
+void hr_lua_push_tensor(lua_State *L, hr_tensor *t);
+hr_tensor *hr_lua_check_tensor(lua_State *L, int arg);
+hr_tensor *hr_lua_opt_tensor(lua_State *L, int arg); /* nil/none -> NULL */
+hr_tensor *hr_lua_to_tensor(lua_State *L, int arg);  /* NULL if not a tensor; raises if closed */
+/* Pushes t, or raises the context error when t is NULL. */
+int hr_lua_push_result(lua_State *L, hr_tensor *t);
+/* Dimension argument: 1-based, negative from the end; returns 0-based. */
+int hr_lua_check_dim(lua_State *L, int arg, int ndim);
+/* A shape from a table {2, 3} or from the integer arguments first..top (stops at a non-number). */
+int hr_lua_check_shape(lua_State *L, int first, int64_t *shape);
+
+void hr_lua_open_tensor(lua_State *L);   /* registers the metatable; methods go into the table on top */
+void hr_lua_open_ops(lua_State *L);      /* adds the op functions to the table on top */
+void hr_lua_open_autograd(lua_State *L); /* no_grad, capture, graph metatable */
+
+/* `require "hybridrt.core"` */
+int luaopen_hybridrt_core(lua_State *L);
+/* Makes `require` find the bundled lua/ library (or the folder in HYBRIDRT_LUA_PATH). */
+void hr_lua_install_searcher(lua_State *L);
+/* The source of a bundled file such as "train.lua" or "hybridrt/init.lua", or NULL. */
+const char *hr_lua_bundled(const char *name, size_t *size);
+
+#endif

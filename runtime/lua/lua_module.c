@@ -1,0 +1,240 @@
+/* The hybridrt.core module: the context of this Lua state, autograd controls, graph capture and
+ * build information. */
+#include <cblas.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/graph.h"
+#include "cpu/backend.h"
+#include "lua/binding.h"
+
+#ifndef HR_VERSION
+#define HR_VERSION "0.0.0"
+#endif
+
+static const char ctx_key = 'c'; /* its address keys the context in the registry */
+
+static int ctx_gc(lua_State *L) {
+    hr_ctx **box = lua_touserdata(L, 1);
+    hr_ctx_destroy(*box);
+    *box = NULL;
+    return 0;
+}
+
+hr_ctx *hr_lua_ctx(lua_State *L) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key) == LUA_TUSERDATA) {
+        hr_ctx *ctx = *(hr_ctx **)lua_touserdata(L, -1);
+        lua_pop(L, 1);
+        return ctx;
+    }
+    lua_pop(L, 1);
+    hr_ctx **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, ctx_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    *box = hr_ctx_create();
+    if (!*box) luaL_error(L, "hybridrt: out of memory creating the runtime context");
+    hr_cpu_register(*box);
+    const char *check = getenv("HYBRIDRT_CHECK_NAN");
+    (*box)->check_nan = check && *check && strcmp(check, "0") != 0;
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_key);
+    return *box;
+}
+
+int hr_lua_raise(lua_State *L) { return luaL_error(L, "%s", hr_last_error(hr_lua_ctx(L))); }
+
+/* ---- autograd controls ---- */
+
+/* hr.no_grad(fn, ...): calls fn with gradient recording off, restoring the mode even on error. */
+static int l_no_grad(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    hr_ctx *ctx = hr_lua_ctx(L);
+    bool was = ctx->grad_enabled;
+    ctx->grad_enabled = false;
+    int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    ctx->grad_enabled = was;
+    if (status != LUA_OK) return lua_error(L);
+    return lua_gettop(L);
+}
+
+/* hr.set_grad_enabled(on) -> previous */
+static int l_set_grad_enabled(lua_State *L) {
+    hr_ctx *ctx = hr_lua_ctx(L);
+    lua_pushboolean(L, ctx->grad_enabled);
+    ctx->grad_enabled = lua_toboolean(L, 1);
+    return 1;
+}
+
+static int l_is_grad_enabled(lua_State *L) {
+    lua_pushboolean(L, hr_lua_ctx(L)->grad_enabled);
+    return 1;
+}
+
+/* hr.set_check_nan(on) -> previous: check every op's outputs and gradients for NaN/Inf. */
+static int l_set_check_nan(lua_State *L) {
+    hr_ctx *ctx = hr_lua_ctx(L);
+    lua_pushboolean(L, ctx->check_nan);
+    ctx->check_nan = lua_toboolean(L, 1);
+    return 1;
+}
+
+/* hr.manual_seed(seed): restarts the generator's stream. */
+static int l_manual_seed(lua_State *L) {
+    hr_ctx *ctx = hr_lua_ctx(L);
+    ctx->rng.seed = (uint64_t)luaL_checkinteger(L, 1);
+    ctx->rng.offset = 0;
+    return 0;
+}
+
+/* hr.rng_state() -> seed, offset ; hr.set_rng_state(seed, offset): for exact resume. */
+static int l_rng_state(lua_State *L) {
+    hr_ctx *ctx = hr_lua_ctx(L);
+    lua_pushinteger(L, (lua_Integer)ctx->rng.seed);
+    lua_pushinteger(L, (lua_Integer)ctx->rng.offset);
+    return 2;
+}
+
+static int l_set_rng_state(lua_State *L) {
+    hr_ctx *ctx = hr_lua_ctx(L);
+    ctx->rng.seed = (uint64_t)luaL_checkinteger(L, 1);
+    ctx->rng.offset = (uint64_t)luaL_checkinteger(L, 2);
+    return 0;
+}
+
+/* ---- graph capture ---- */
+
+typedef struct {
+    hr_graph *g; /* NULL once closed */
+} graph_box;
+
+static hr_graph *check_graph(lua_State *L) {
+    graph_box *box = luaL_checkudata(L, 1, HR_GRAPH_MT);
+    if (!box->g) luaL_argerror(L, 1, "graph has been closed");
+    return box->g;
+}
+
+/* graph, results... = hr.capture(fn, ...): runs fn once, recording every op it launches. */
+static int l_capture(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    hr_ctx *ctx = hr_lua_ctx(L);
+    graph_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->g = NULL;
+    luaL_setmetatable(L, HR_GRAPH_MT);
+    lua_insert(L, 1);
+    if (hr_capture_begin(ctx)) return hr_lua_raise(L);
+    int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
+    if (status != LUA_OK) {
+        hr_capture_abort(ctx);
+        return lua_error(L);
+    }
+    box->g = hr_capture_end(ctx);
+    if (!box->g) return hr_lua_raise(L);
+    return lua_gettop(L);
+}
+
+/* graph:forward(): replays every recorded op in order, reading the current input values. */
+static int g_forward(lua_State *L) {
+    if (hr_graph_forward(hr_lua_ctx(L), check_graph(L))) return hr_lua_raise(L);
+    return 0;
+}
+
+/* graph:backward(loss): like loss:backward(), keeping the graph's gradient buffers for reuse. */
+static int g_backward(lua_State *L) {
+    check_graph(L);
+    if (hr_backward(hr_lua_ctx(L), hr_lua_check_tensor(L, 2), true)) return hr_lua_raise(L);
+    return 0;
+}
+
+/* graph:step(loss): forward then backward, one C call per training step. */
+static int g_step(lua_State *L) {
+    hr_ctx *ctx = hr_lua_ctx(L);
+    hr_graph *g = check_graph(L);
+    hr_tensor *loss = hr_lua_check_tensor(L, 2);
+    if (hr_graph_forward(ctx, g) || hr_backward(ctx, loss, true)) return hr_lua_raise(L);
+    return 0;
+}
+
+static int g_size(lua_State *L) {
+    lua_pushinteger(L, check_graph(L)->n_nodes);
+    return 1;
+}
+
+static int g_close(lua_State *L) {
+    graph_box *box = luaL_checkudata(L, 1, HR_GRAPH_MT);
+    hr_graph_free(box->g);
+    box->g = NULL;
+    return 0;
+}
+
+static int g_tostring(lua_State *L) {
+    graph_box *box = luaL_checkudata(L, 1, HR_GRAPH_MT);
+    if (box->g) lua_pushfstring(L, "graph(%d ops)", box->g->n_nodes);
+    else lua_pushliteral(L, "graph(closed)");
+    return 1;
+}
+
+/* ---- build information ---- */
+
+static int l_set_num_threads(lua_State *L) {
+    int n = (int)luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 1, 1, "thread count must be at least 1");
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+    return 0;
+}
+
+static int l_num_threads(lua_State *L) {
+    lua_pushinteger(L, omp_get_max_threads());
+    return 1;
+}
+
+/* hr.build_info() -> {version, lua, blas, threads} */
+static int l_build_info(lua_State *L) {
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, HR_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, LUA_RELEASE);
+    lua_setfield(L, -2, "lua");
+    lua_pushstring(L, openblas_get_config());
+    lua_setfield(L, -2, "blas");
+    lua_pushinteger(L, omp_get_max_threads());
+    lua_setfield(L, -2, "threads");
+    return 1;
+}
+
+static const luaL_Reg module_functions[] = {
+    {"no_grad", l_no_grad}, {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
+    {"set_check_nan", l_set_check_nan}, {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state},
+    {"set_rng_state", l_set_rng_state}, {"capture", l_capture}, {"set_num_threads", l_set_num_threads},
+    {"num_threads", l_num_threads}, {"build_info", l_build_info}, {NULL, NULL}};
+
+static const luaL_Reg graph_methods[] = {
+    {"forward", g_forward}, {"backward", g_backward}, {"step", g_step}, {"size", g_size}, {"close", g_close},
+    {NULL, NULL}};
+
+int luaopen_hybridrt_core(lua_State *L) {
+    hr_lua_ctx(L);
+    if (luaL_newmetatable(L, HR_GRAPH_MT)) {
+        lua_pushcfunction(L, g_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, g_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, g_tostring);
+        lua_setfield(L, -2, "__tostring");
+        luaL_newlib(L, graph_methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, module_functions);
+    hr_lua_open_tensor(L);
+    hr_lua_open_ops(L);
+    lua_pushstring(L, HR_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}

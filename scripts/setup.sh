@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu machine needs to build hybridrt (skips what is present).
+set -euo pipefail
+packages=(build-essential cmake pkg-config liblua5.4-dev libopenblas-dev)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+else
+    echo "setup: all packages present (${packages[*]})"
+fi

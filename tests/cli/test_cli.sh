@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# CLI behaviour: exit codes and the messages users see. Usage: test_cli.sh path/to/hybridrt
+set -u
+bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+passed=0 failed=0
+
+# expect NAME WANT_STATUS PATTERN -- COMMAND...: runs it, checks status and that output matches PATTERN
+expect() {
+    local name=$1 want=$2 pattern=$3
+    shift 4
+    local out status
+    out=$("$@" 2>&1)
+    status=$?
+    if [ "$status" -eq "$want" ] && grep -qE -- "$pattern" <<<"$out"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        printf 'FAIL %s: status %s (want %s), output:\n%s\n' "$name" "$status" "$want" "$out" >&2
+    fi
+}
+
+expect "version" 0 "^hybridrt [0-9]+\.[0-9]+" -- "$bin" version
+expect "version names Lua" 0 "Lua: +Lua 5\.4" -- "$bin" version
+expect "version names BLAS" 0 "BLAS: +OpenBLAS" -- "$bin" version
+expect "help" 0 "usage: hybridrt <command>" -- "$bin" help
+expect "--help" 0 "commands:" -- "$bin" --help
+expect "help run" 0 "usage: hybridrt run SCRIPT.lua" -- "$bin" help run
+expect "run --help" 0 "arg.opts" -- "$bin" run --help
+expect "version --help" 0 "usage: hybridrt version" -- "$bin" version --help
+expect "no command" 2 "usage:" -- "$bin"
+expect "unknown command" 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
+expect "run without script" 2 "missing the script" -- "$bin" run
+expect "missing script" 1 "cannot open script 'nope.lua'" -- "$bin" run nope.lua
+
+printf 'local x = = 1\n' >syntax.lua
+expect "syntax error" 1 "syntax.lua:1:.*unexpected symbol" -- "$bin" run syntax.lua
+
+printf 'local function f()\n  error("boom")\nend\nf()\n' >runtime.lua
+expect "runtime error with file:line" 1 "runtime.lua:2: boom" -- "$bin" run runtime.lua
+expect "runtime error traceback" 1 "stack traceback:" -- "$bin" run runtime.lua
+
+printf 'local a, b = hr.zeros({2, 3}), hr.zeros({4})\nlocal c = a + b\n' >shapes.lua
+expect "op error names op, shapes and line" 1 "shapes.lua:2: add: shapes \(2, 3\) and \(4\) cannot broadcast" -- "$bin" run shapes.lua
+
+cat >opts.lua <<'LUA'
+local o = arg.opts
+assert(o.lr == 3e-4 and math.type(o.steps) == "integer" and o.steps == 10, "numbers typed")
+assert(o.flag == true and o.off == false, "booleans typed")
+assert(o.name == "runs/a" and o.expr == "a=b", "strings kept")
+assert(arg[1] == "positional" and arg[0] == "opts.lua", "positional arguments")
+print("opts ok")
+LUA
+expect "key=value typed" 0 "opts ok" -- "$bin" run opts.lua lr=3e-4 steps=10 flag=true off=false name=runs/a expr=a=b positional
+
+mkdir -p sub
+printf 'return {answer = 42}\n' >sub/helper.lua
+printf 'local h = require "helper"\nlocal hr2 = require "hybridrt"\nassert(hr2 == hr)\nprint("answer", h.answer)\n' >sub/main.lua
+expect "sibling require" 0 "answer.42" -- "$bin" run sub/main.lua
+
+expect "bundled script by name" 0 "worst relative error" -- "$bin" run gradcheck.lua ops=false max_probe=4
+expect "bundled module" 0 "gradcheck ok" -- "$bin" run <(printf 'assert(type(require("hybridrt.gradcheck")) == "function")\nprint("gradcheck ok")\n')
+
+mkdir -p override/hybridrt
+printf 'local hr = require "hybridrt.core"\nhr.overridden = true\nreturn hr\n' >override/hybridrt/init.lua
+printf 'print("overridden", hr.overridden)\n' >check_override.lua
+expect "HYBRIDRT_LUA_PATH" 0 "overridden.true" -- env HYBRIDRT_LUA_PATH="$work/override" "$bin" run check_override.lua
+
+printf 'hr.set_check_nan(true)\nlocal x = hr.tensor({1, 1000})\nlocal y = hr.exp(x)\n' >nan.lua
+expect "nan check names the op" 1 "nan check: op 'exp' produced inf" -- "$bin" run nan.lua
+printf 'local x = hr.tensor({-1})\nlocal y = hr.exp(x * 1000)\nprint("fine", y:item())\n' >nan_env.lua
+expect "HYBRIDRT_CHECK_NAN off by default" 0 "fine" -- "$bin" run nan_env.lua
+printf 'local y = hr.exp(hr.tensor({1000}))\n' >nan_env2.lua
+expect "HYBRIDRT_CHECK_NAN=1" 1 "nan check: op 'exp'" -- env HYBRIDRT_CHECK_NAN=1 "$bin" run nan_env2.lua
+
+echo "cli: $passed checks passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,146 @@
+-- Autograd: accumulation, zeroing, no_grad, views, errors, capture/replay, determinism.
+local t = require "harness"
+local hr = require "hybridrt"
+
+local function same(a, b)
+  if a:numel() ~= b:numel() then return false end
+  local fa, fb = a:contiguous():view(-1), b:contiguous():view(-1)
+  for i = 1, a:numel() do if fa:get(i) ~= fb:get(i) then return false end end
+  return true
+end
+
+t.case("accumulation and zeroing", function()
+  local w = hr.tensor({1, 2, 3}, "f64"):requires_grad_()
+  t.check(w.grad == nil and w.is_leaf and w.requires_grad, "a fresh leaf has no grad")
+  local loss = hr.sum(w * w)
+  loss:backward()
+  t.check(w.grad:get(3) == 6, "d(sum w^2)/dw = 2w")
+  hr.sum(w * 3):backward()
+  t.check(w.grad:get(3) == 9, "gradients accumulate across backward calls")
+  w:zero_grad()
+  t.check(w.grad:get(3) == 0, "zero_grad clears")
+  w.grad = nil
+  t.check(w.grad == nil, "grad can be dropped")
+  local y = w * 2
+  t.check(not y.is_leaf and y.requires_grad, "computed tensors are not leaves")
+  t.raises(function() y.requires_grad = false end, "cannot turn off")
+  t.raises(function() y:fill_(0) end, "computed tensor")
+  t.raises(function() return hr.zeros({2}, "i64"):requires_grad_() end, "only float tensors")
+end)
+
+t.case("intermediate gradients are not kept", function()
+  local w = hr.randn({3}, "f64"):requires_grad_()
+  local h = hr.tanh(w)
+  hr.sum(h):backward()
+  t.check(h.grad == nil and w.grad ~= nil, "only leaves keep .grad after an eager backward")
+end)
+
+t.case("backward errors", function()
+  t.raises(function() hr.zeros({2}):requires_grad_():backward() end, "needs a scalar", "(2)")
+  t.raises(function() hr.sum(hr.zeros({2})):backward() end, "does not require grad")
+end)
+
+t.case("no_grad", function()
+  local w = hr.randn({3}):requires_grad_()
+  local y, extra = hr.no_grad(function(scale) return w * scale, "x" end, 2)
+  t.check(not y.requires_grad and extra == "x", "no_grad records nothing and returns fn's results")
+  t.check(hr.is_grad_enabled(), "mode restored")
+  pcall(hr.no_grad, function() error("inside") end)
+  t.check(hr.is_grad_enabled(), "mode restored after an error")
+  local prev = hr.set_grad_enabled(false)
+  t.check(prev == true and not (w + 1).requires_grad, "set_grad_enabled")
+  hr.set_grad_enabled(true)
+end)
+
+t.case("gradients through views reach the base", function()
+  local x = hr.arange(6, "f64"):view(2, 3):detach():requires_grad_()
+  local loss = hr.sum(x:transpose(1, 2):narrow(1, 2, 2) * hr.tensor({{1, 10}, {100, 1000}}, "f64"))
+  loss:backward()
+  -- x^T rows 2..3 are x columns 2..3: weights land at x[1][2]=1, x[2][2]=10, x[1][3]=100, x[2][3]=1000
+  local g = x.grad
+  t.check(g:get(1, 1) == 0 and g:get(1, 2) == 1 and g:get(2, 2) == 10 and g:get(1, 3) == 100 and g:get(2, 3) == 1000,
+          "view backward scatters into the right elements")
+end)
+
+t.case("two outputs: wkv6 final state carries gradient", function()
+  hr.manual_seed(3)
+  local function mk(...) return hr.randn(...):requires_grad_() end
+  local r, k, v = mk({1, 3, 1, 4}, "f64"), mk({1, 3, 1, 4}, "f64"), mk({1, 3, 1, 4}, "f64")
+  local w, u = mk({1, 3, 1, 4}, "f64"), mk({1, 4}, "f64")
+  local y, sT = hr.wkv6(r, k, v, w, u)
+  y = nil
+  collectgarbage()
+  hr.sum(sT):backward() -- y was freed: its gradient counts as zero
+  t.check(r.grad ~= nil and k.grad ~= nil, "gradient flows from the state alone")
+  local rsum = 0
+  for i = 1, 12 do rsum = rsum + math.abs(r.grad:view(12):get(i)) end
+  t.check(rsum == 0, "r does not affect the state, so its gradient is zero")
+end)
+
+-- A small model step: embedding -> rms_norm -> linear -> gelu -> tied head -> cross-entropy.
+local function build(seed, dtype)
+  hr.manual_seed(seed)
+  local m = {
+    emb = hr.randn({13, 8}, dtype):requires_grad_(),
+    nw = hr.ones({8}, dtype):requires_grad_(),
+    W = hr.randn({8, 8}, dtype):requires_grad_(),
+  }
+  m.ids = hr.zeros({2, 6}, "i64")
+  m.targets = hr.zeros({2, 6}, "i64")
+  function m.forward()
+    local x = hr.embedding(m.ids, m.emb)
+    x = hr.gelu(hr.linear(hr.rms_norm(x, m.nw), m.W))
+    return hr.cross_entropy(hr.matmul(x, m.emb, false, true), m.targets)
+  end
+  function m.load(step)
+    for b = 1, 2 do for i = 1, 6 do
+      m.ids:set(b, i, (step * 7 + b * 3 + i) % 13)
+      m.targets:set(b, i, (step * 5 + b + i * 2) % 13)
+    end end
+  end
+  return m
+end
+
+t.case("capture once, replay every step = eager", function()
+  local eager, replay = build(7, "f32"), build(7, "f32")
+  replay.load(1)
+  local graph, loss = hr.capture(replay.forward)
+  t.check(graph:size() > 5, "the graph recorded the ops: " .. tostring(graph))
+  for step = 1, 3 do
+    eager.load(step)
+    eager.emb.grad, eager.nw.grad, eager.W.grad = nil, nil, nil
+    local le = eager.forward()
+    le:backward()
+    replay.load(step)
+    for _, p in ipairs({replay.emb, replay.nw, replay.W}) do p:zero_grad() end
+    graph:step(loss)
+    t.check(loss:item() == le:item(), "step " .. step .. ": replayed loss equals eager loss bitwise")
+    t.check(same(replay.W.grad, eager.W.grad) and same(replay.emb.grad, eager.emb.grad),
+            "step " .. step .. ": replayed gradients equal eager gradients bitwise")
+  end
+  graph:close()
+  t.raises(function() graph:forward() end, "closed")
+  t.raises(function() hr.capture(function() hr.capture(function() end) end) end, "do not nest")
+  local ok = pcall(hr.capture, function() error("fail inside") end)
+  t.check(not ok, "an error inside capture propagates")
+  local g2 = hr.capture(function() return hr.zeros({1}) + 1 end)
+  t.check(g2:size() == 1, "a failed capture leaves no capture running")
+end)
+
+t.case("same seed, same results, whatever the thread count", function()
+  local threads = hr.num_threads()
+  local function run(n)
+    hr.set_num_threads(n)
+    local m = build(11, "f32")
+    m.load(2)
+    local loss = m.forward()
+    loss:backward()
+    return loss:item(), m.W.grad, m.emb.grad
+  end
+  local l1, w1, e1 = run(1)
+  local l2, w2, e2 = run(math.max(2, threads))
+  hr.set_num_threads(threads)
+  t.check(l1 == l2 and same(w1, w2) and same(e1, e2), "bitwise identical across thread counts")
+end)
+
+t.finish("autograd")

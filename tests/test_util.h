@@ -62,6 +62,16 @@ static inline double test_fd_error(double (*loss)(void *), void *ctx, double *x,
     return worst / scale;
 }
 
+/* Largest |a-b| / max(|b|max, 1e-300): compares a kernel's output with a reference. */
+static inline double test_max_rel_diff(const double *a, const double *b, int64_t n) {
+    double worst = 0, scale = 1e-300;
+    for (int64_t i = 0; i < n; i++) {
+        if (fabs(a[i] - b[i]) > worst) worst = fabs(a[i] - b[i]);
+        if (fabs(b[i]) > scale) scale = fabs(b[i]);
+    }
+    return worst / scale;
+}
+
 /* Largest |a-b| / max(|b|max, 1e-12): compares the float kernel with the double one. */
 static inline double test_max_rel_diff_f32(const float *a, const double *b, int64_t n) {
     double worst = 0, scale = 1e-12;

@@ -207,12 +207,10 @@ static void reduce_dims(const hr_node *n, int64_t *outer, int64_t *len, int64_t 
 }
 
 static int reduce_forward(hr_ctx *ctx, hr_node *n) {
-    (void)ctx;
     int64_t outer, len, inner;
     double scale;
     reduce_dims(n, &outer, &len, &inner, &scale);
-    KERNEL(DT, hr_cpu_sum_dim_forward, outer, len, inner, scale, IN(0), OUT(0));
-    return 0;
+    return oom(ctx, n, KERNEL(DT, hr_cpu_sum_dim_forward, outer, len, inner, scale, IN(0), OUT(0)));
 }
 
 static int reduce_backward(hr_ctx *ctx, hr_node *n) {

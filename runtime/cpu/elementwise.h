@@ -34,8 +34,8 @@ int K(hr_cpu_binary_backward)(hr_binary_kind kind, const int64_t out_shape[4],
 
 /* Sum over one dimension of a contiguous array viewed as (outer, len, inner):
  * y[o, i] = scale * sum_d x[o, d, i]   (scale = 1 for sum, 1/len for mean). y is (outer, inner). */
-void K(hr_cpu_sum_dim_forward)(int64_t outer, int64_t len, int64_t inner, REAL scale,
-                               const REAL *x, REAL *y);
+int K(hr_cpu_sum_dim_forward)(int64_t outer, int64_t len, int64_t inner, REAL scale,
+                              const REAL *x, REAL *y); /* 0, or HR_CPU_ENOMEM */
 /* dx[o, d, i] += scale * dy[o, i] */
 void K(hr_cpu_sum_dim_backward)(int64_t outer, int64_t len, int64_t inner, REAL scale,
                                 const REAL *dy, REAL *dx);

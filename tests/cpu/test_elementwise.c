@@ -33,14 +33,6 @@ static double dot(const double *x, const double *y, int64_t n) {
     }
     return s + comp;
 }
-static double max_rel_diff(const double *x, const double *ref, int64_t n) {
-    double worst = 0, scale = 1e-300;
-    for (int64_t i = 0; i < n; i++) {
-        if (fabs(x[i] - ref[i]) > worst) worst = fabs(x[i] - ref[i]);
-        if (fabs(ref[i]) > scale) scale = fabs(ref[i]);
-    }
-    return worst / scale;
-}
 static void to_f32(float *dst, const double *src, int64_t n) { test_fill_f32(dst, src, n); }
 
 // ----------------------------------------------------------------------------
@@ -83,7 +75,7 @@ static void test_unary(hr_unary_kind kind, int64_t n, uint64_t seed) {
     hr_cpu_unary_forward_f64(kind, n, x, y);
     double *ref = alloc_d(n);
     for (int64_t i = 0; i < n; i++) ref[i] = unary_ref(kind, x[i]);
-    double e = max_rel_diff(y, ref, n);
+    double e = test_max_rel_diff(y, ref, n);
     CHECK(e < REF_TOL, "unary %s forward vs reference: %.3g", unary_name[kind], e);
 
     // finite differences (dx starts at 0), then the same call again adds onto dx0
@@ -96,7 +88,7 @@ static void test_unary(hr_unary_kind kind, int64_t n, uint64_t seed) {
     memcpy(dxa, dx0, (size_t)n * sizeof(double));
     hr_cpu_unary_backward_f64(kind, n, x, y, cot, dxa);
     for (int64_t i = 0; i < n; i++) dxa[i] -= dx0[i];
-    e = max_rel_diff(dxa, dx, n);
+    e = test_max_rel_diff(dxa, dx, n);
     CHECK(e < 1e-14, "unary %s backward does not add: %.3g", unary_name[kind], e);
     hr_cpu_unary_backward_f64(kind, n, x, y, cot, NULL); // a NULL gradient is skipped
 
@@ -299,7 +291,7 @@ static void test_binary(hr_binary_kind kind, const int64_t ash[4], const int64_t
     hr_cpu_binary_forward_f64(kind, o, a, as, b, bs, out);
     int rc = hr_cpu_binary_backward_f64(kind, o, a, as, b, bs, cot, da, db);
     CHECK(rc == 0, "binary backward rc %d", rc);
-    double eo = max_rel_diff(out, ro, n), ea = max_rel_diff(da, rda, na), eb = max_rel_diff(db, rdb, nb);
+    double eo = test_max_rel_diff(out, ro, n), ea = test_max_rel_diff(da, rda, na), eb = test_max_rel_diff(db, rdb, nb);
     CHECK(eo == 0 && ea < REF_TOL && eb < REF_TOL, "binary %s %s op %s vs reference: out %.3g da %.3g db %.3g",
           binary_name[kind], sa, sb, eo, ea, eb);
 
@@ -318,7 +310,7 @@ static void test_binary(hr_binary_kind kind, const int64_t ash[4], const int64_t
     hr_cpu_binary_backward_f64(kind, o, a, as, b, bs, cot, NULL, db2);
     for (int64_t i = 0; i < na; i++) da2[i] -= 1;
     for (int64_t i = 0; i < nb; i++) db2[i] += 1;
-    ea = max_rel_diff(da2, da, na); eb = max_rel_diff(db2, db, nb);
+    ea = test_max_rel_diff(da2, da, na); eb = test_max_rel_diff(db2, db, nb);
     CHECK(ea < 1e-14 && eb < 1e-14, "binary %s a=%s b=%s: additive / NULL gradients: %.3g %.3g",
           binary_name[kind], sa, sb, ea, eb);
     if (kind == HR_BINARY_ADD || kind == HR_BINARY_SUB) { // the inputs are not needed: may be NULL
@@ -385,7 +377,7 @@ static void test_sum_dim(int64_t outer, int64_t len, int64_t inner, int mean, ui
             ref[o * inner + i] = scale * acc;
         }
     hr_cpu_sum_dim_forward_f64(outer, len, inner, scale, x, y);
-    double e = max_rel_diff(y, ref, ny);
+    double e = test_max_rel_diff(y, ref, ny);
     CHECK(e < REF_TOL || (len == 0 && e == 0), "sum_dim (%lld,%lld,%lld) vs reference: %.3g",
           (long long)outer, (long long)len, (long long)inner, e);
 

@@ -113,15 +113,6 @@ static void reference_forward(const norm_case *c, double *out, double *mean, dou
     }
 }
 
-static double max_rel_diff(const double *a, const double *b, int64_t n) {
-    double worst = 0, scale = 1e-12;
-    for (int64_t i = 0; i < n; i++) {
-        if (fabs(a[i] - b[i]) > worst) worst = fabs(a[i] - b[i]);
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return worst / scale;
-}
-
 static double *dup_or_null(const double *src, int64_t n) {
     if (!src) return NULL;
     double *d = malloc((size_t)n * sizeof(double));
@@ -180,8 +171,8 @@ static void run_case(norm_kind kind, int64_t rows, int64_t G, int64_t S, double 
     double *ref_rstd = malloc((size_t)ns * sizeof(double));
     forward_f64(&c, c.x, c.z, c.w, c.b, out, mean, rstd);
     reference_forward(&c, ref, ref_mean, ref_rstd);
-    double e_out = max_rel_diff(out, ref, n), e_rstd = max_rel_diff(rstd, ref_rstd, ns);
-    double e_mean = (kind == LAYER || kind == GROUP) ? max_rel_diff(mean, ref_mean, ns) : 0;
+    double e_out = test_max_rel_diff(out, ref, n), e_rstd = test_max_rel_diff(rstd, ref_rstd, ns);
+    double e_mean = (kind == LAYER || kind == GROUP) ? test_max_rel_diff(mean, ref_mean, ns) : 0;
     CHECK(e_out < 1e-12 && e_mean < 1e-12 && e_rstd < 1e-12,
           "%s %s forward vs reference: out %.2e mean %.2e rstd %.2e", kind_name[kind], shape, e_out,
           e_mean, e_rstd);

@@ -40,15 +40,6 @@ static double dot(const double *a, const double *b, int64_t n) {
     for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
-/* max |a - b| / max(max |b|, 1e-300) in double. */
-static double rel_diff(const double *a, const double *b, int64_t n) {
-    double worst = 0, scale = 1e-300;
-    for (int64_t i = 0; i < n; i++) {
-        if (fabs(a[i] - b[i]) > worst) worst = fabs(a[i] - b[i]);
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return worst / scale;
-}
 static int same_f32(const float *a, const float *b, int64_t n) {
     return memcmp(a, b, (size_t)n * sizeof(float)) == 0;
 }
@@ -256,7 +247,7 @@ static void test_conv(int64_t B, int64_t T, int64_t C, int64_t W, int has_bias, 
 
     hr_cpu_conv1d_causal_forward_f64(B, T, C, W, x, w, bias, state, out);
     conv_reference(B, T, C, W, x, w, bias, state, ref);
-    double eref = rel_diff(out, ref, nx);
+    double eref = test_max_rel_diff(out, ref, nx);
     CHECK(eref < 1e-14, "conv forward vs reference %s: %.2e", shape, eref);
 
     double *dx = dalloc(nx), *dw = dalloc(nw), *db = dalloc(C), *ds = dalloc(ns);

@@ -151,16 +151,6 @@ static void naive_forward(const ssd_data *d, double *y, double *hT) {
     free(cum);
 }
 
-/* max |a - b| / max(max |b|, 1e-300) in double. */
-static double rel_diff(const double *a, const double *b, int64_t n) {
-    double worst = 0, scale = 1e-300;
-    for (int64_t i = 0; i < n; i++) {
-        if (fabs(a[i] - b[i]) > worst) worst = fabs(a[i] - b[i]);
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return worst / scale;
-}
-
 /* Copies time steps [t0, t1) of a (B, T, inner) array into dst: (B, t1 - t0, inner). */
 static void time_slice(const double *src, int64_t B, int64_t T, int64_t inner, int64_t t0, int64_t t1,
                        double *dst) {
@@ -229,12 +219,12 @@ static void check_split(const ssd_data *d, const char *shape) {
                 memcpy(cat + (b * c.T + T1) * inner[i], s1.g[i] + b * (c.T - T1) * inner[i],
                        (size_t)((c.T - T1) * inner[i]) * sizeof(double));
             }
-            err = rel_diff(cat, d->g[i], grad_size(d, i));
+            err = test_max_rel_diff(cat, d->g[i], grad_size(d, i));
         } else if (i == GH0) {
-            err = rel_diff(s0.g[GH0], d->g[GH0], d->ns);
+            err = test_max_rel_diff(s0.g[GH0], d->g[GH0], d->ns);
         } else {
             for (int64_t h = 0; h < c.H; h++) cat[h] = s0.g[i][h] + s1.g[i][h];
-            err = rel_diff(cat, d->g[i], c.H);
+            err = test_max_rel_diff(cat, d->g[i], c.H);
         }
         CHECK(err < 1e-12, "split %s differs %s: %.2e", grad_name[i], shape, err);
     }
@@ -330,7 +320,7 @@ static void run_case(ssd_case c, uint64_t seed) {
     /* independent forward */
     double *y_ref = alloc_d(d.nx), *hT_ref = alloc_d(d.ns);
     naive_forward(&d, y_ref, hT_ref);
-    double e = fmax(rel_diff(d.y, y_ref, d.nx), rel_diff(d.hT, hT_ref, d.ns));
+    double e = fmax(test_max_rel_diff(d.y, y_ref, d.nx), test_max_rel_diff(d.hT, hT_ref, d.ns));
     CHECK(e < NAIVE_TOL, "forward vs quadratic form %s: %.2e", shape, e);
     if (e > naive_worst) naive_worst = e;
     free(y_ref); free(hT_ref);
@@ -345,7 +335,7 @@ static void run_case(ssd_case c, uint64_t seed) {
     for (int i = 0; i < NGRAD; i++) {
         if (!again[i]) continue;
         for (int64_t j = 0; j < grad_size(&d, i); j++) again[i][j] *= 0.5;
-        double err = rel_diff(again[i], d.g[i], grad_size(&d, i));
+        double err = test_max_rel_diff(again[i], d.g[i], grad_size(&d, i));
         CHECK(err < 1e-13, "%s not added into %s: %.2e", grad_name[i], shape, err);
         free(again[i]);
     }

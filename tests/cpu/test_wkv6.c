@@ -24,15 +24,6 @@ static float *to_f32(const double *x, int64_t n) {
     test_fill_f32(f, x, n);
     return f;
 }
-static double max_rel_diff(const double *a, const double *b, int64_t n) {
-    double worst = 0, scale = 1e-12;
-    for (int64_t i = 0; i < n; i++) {
-        if (fabs(a[i] - b[i]) > worst) worst = fabs(a[i] - b[i]);
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return worst / scale;
-}
-
 /* One problem: inputs, cotangents and output buffers, all double. s0 / dsT may be NULL. */
 typedef struct {
     int64_t B, T, H, N;
@@ -140,7 +131,7 @@ static void run_case(int64_t B, int64_t T, int64_t H, int64_t N, int has_s0, int
     naive_forward(&p, y_ref, sT_ref);
     int rc = hr_cpu_wkv6_forward_f64(B, T, H, N, p.r, p.k, p.v, p.w, p.u, p.s0, p.y, p.sT);
     CHECK(rc == 0, "wkv6 forward f64 returned %d", rc);
-    double ey = max_rel_diff(p.y, y_ref, n), es = max_rel_diff(p.sT, sT_ref, ns);
+    double ey = test_max_rel_diff(p.y, y_ref, n), es = test_max_rel_diff(p.sT, sT_ref, ns);
     CHECK(ey < REF_TOL && es < REF_TOL, "wkv6 forward vs naive %s: y %.2e sT %.2e", tag, ey, es);
     printf("ref wkv6 forward %s: y %.1e, sT %.1e\n", tag, ey, es);
     /* sT NULL must not change y */
@@ -179,7 +170,7 @@ static void run_case(int64_t B, int64_t T, int64_t H, int64_t N, int has_s0, int
     for (int i = 0; i < 6; i++) {
         if (!g[i]) continue;
         for (int64_t e = 0; e < sizes[i]; e++) g[i][e] *= 2;
-        double d = max_rel_diff(g2[i], g[i], sizes[i]);
+        double d = test_max_rel_diff(g2[i], g[i], sizes[i]);
         CHECK(d < 1e-14, "wkv6 backward does not accumulate %s %s: %.2e", input_names[i], tag, d);
         for (int64_t e = 0; e < sizes[i]; e++) g[i][e] /= 2; /* exact: powers of two */
     }
@@ -275,13 +266,13 @@ static void run_split(int64_t B, int64_t T, int64_t T1, int64_t H, int64_t N, ui
     double worst = 0;
     for (int i = 0; i < 4; i++) {
         double *a = slice_time(g[i], B, T, HN, 0, T1), *b = slice_time(g[i], B, T, HN, T1, T2);
-        double d1 = max_rel_diff(h1[i], a, B * T1 * HN), d2 = max_rel_diff(h2[i], b, B * T2 * HN);
+        double d1 = test_max_rel_diff(h1[i], a, B * T1 * HN), d2 = test_max_rel_diff(h2[i], b, B * T2 * HN);
         worst = fmax(worst, fmax(d1, d2));
         free(a); free(b);
     }
     for (int64_t e = 0; e < nu; e++) h1[4][e] += h2[4][e]; /* du sums over time: add the halves */
-    worst = fmax(worst, max_rel_diff(h1[4], g[4], nu));
-    worst = fmax(worst, max_rel_diff(h1[5], g[5], ns));
+    worst = fmax(worst, test_max_rel_diff(h1[4], g[4], nu));
+    worst = fmax(worst, test_max_rel_diff(h1[5], g[5], ns));
     CHECK(worst < 1e-13, "wkv6 split backward differs %s: %.2e", tag, worst);
     printf("split wkv6 %s: forward bitwise, backward rel diff %.1e\n", tag, worst);
 

@@ -17,7 +17,7 @@ local function report(name, err)
 end
 
 if opts.ops ~= false then
-  print("per-op gradient checks (f64, central differences, error relative to the gradient's scale):")
+  print("per-op gradient checks (f64, fourth-order central differences, error relative to the gradient's scale):")
   for _, row in ipairs(require("hybridrt.opcases").run({max_probe = max_probe, h = opts.h})) do
     report(row.name, row.worst)
   end

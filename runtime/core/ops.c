@@ -515,11 +515,10 @@ hr_tensor *hr_wkv6(hr_ctx *ctx, hr_tensor *r, hr_tensor *k, hr_tensor *v, hr_ten
     if (!node || !node_output(ctx, node, 0, r->dtype, 4, r->shape) ||
         !node_output(ctx, node, 1, r->dtype, 4, (int64_t[]){B, H, N, N}))
         return NULL;
-    hr_tensor *state = node->out[1];
-    hr_tensor_retain(state);
+    hr_tensor *state = node->out[1]; /* the creation reference passes to the caller, like y's */
     hr_tensor *y = launch(ctx, node);
     if (y && sT) *sT = state;
-    else hr_tensor_release(state);
+    else if (y) hr_tensor_release(state);
     return y;
 }
 
@@ -547,11 +546,10 @@ hr_tensor *hr_ssd_scan(hr_ctx *ctx, hr_tensor *x, hr_tensor *dt, hr_tensor *A, h
     if (!node || !node_output(ctx, node, 0, x->dtype, 4, x->shape) ||
         !node_output(ctx, node, 1, x->dtype, 4, (int64_t[]){B, H, P, N}))
         return NULL;
-    hr_tensor *state = node->out[1];
-    hr_tensor_retain(state);
+    hr_tensor *state = node->out[1]; /* the creation reference passes to the caller, like y's */
     hr_tensor *y = launch(ctx, node);
     if (y && hT) *hT = state;
-    else hr_tensor_release(state);
+    else if (y) hr_tensor_release(state);
     return y;
 }
 

@@ -124,24 +124,22 @@ static int list_push(node_list *l, hr_node *n) {
     return 0;
 }
 
-static bool list_contains(const node_list *l, const hr_node *n) {
-    for (int i = 0; i < l->n; i++)
-        if (l->items[i] == n) return true;
-    return false;
-}
-
 /* Nodes reachable from root in topological order (producers first), by an iterative depth-first
- * search: a node is emitted once all the nodes producing its inputs have been emitted. */
-static int topo_sort(hr_node *root, node_list *order) {
-    node_list stack = {0}, seen = {0};
-    int rc = list_push(&stack, root) || list_push(&seen, root);
+ * search: a node is emitted once all the nodes producing its inputs have been emitted. A node is
+ * marked seen by stamping it with this pass's number, so the walk is linear in the graph's size. */
+static int topo_sort(hr_ctx *ctx, hr_node *root, node_list *order) {
+    uint64_t pass = ++ctx->backward_passes;
+    node_list stack = {0};
+    root->visit = pass;
+    int rc = list_push(&stack, root);
     while (!rc && stack.n) {
         hr_node *n = stack.items[stack.n - 1];
         bool pushed = false;
         for (int i = 0; i < n->n_in && !rc; i++) {
             hr_node *p = n->in[i] ? n->in[i]->grad_fn : NULL;
-            if (p && !list_contains(&seen, p)) {
-                rc = list_push(&stack, p) || list_push(&seen, p);
+            if (p && p->visit != pass) {
+                p->visit = pass;
+                rc = list_push(&stack, p);
                 pushed = true;
                 break;
             }
@@ -152,7 +150,6 @@ static int topo_sort(hr_node *root, node_list *order) {
         }
     }
     free(stack.items);
-    free(seen.items);
     return rc;
 }
 
@@ -180,7 +177,7 @@ int hr_backward(hr_ctx *ctx, hr_tensor *root, bool keep_graph_grads) {
         return 0;
     }
     node_list order = {0};
-    if (topo_sort(root->grad_fn, &order)) {
+    if (topo_sort(ctx, root->grad_fn, &order)) {
         free(order.items);
         return hr_error(ctx, "backward: out of memory sorting the graph");
     }

@@ -7,6 +7,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/graph.h"
 #include "cpu/backend.h"
@@ -179,6 +180,14 @@ static int g_tostring(lua_State *L) {
     return 1;
 }
 
+/* hr.clock() -> seconds on a monotonic wall clock (for timing; os.clock counts CPU time of all threads). */
+static int l_clock(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+    return 1;
+}
+
 /* ---- build information ---- */
 
 static int l_set_num_threads(lua_State *L) {
@@ -212,7 +221,7 @@ static const luaL_Reg module_functions[] = {
     {"no_grad", l_no_grad}, {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
     {"set_check_nan", l_set_check_nan}, {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state},
     {"set_rng_state", l_set_rng_state}, {"capture", l_capture}, {"set_num_threads", l_set_num_threads},
-    {"num_threads", l_num_threads}, {"build_info", l_build_info}, {NULL, NULL}};
+    {"num_threads", l_num_threads}, {"build_info", l_build_info}, {"clock", l_clock}, {NULL, NULL}};
 
 static const luaL_Reg graph_methods[] = {
     {"forward", g_forward}, {"backward", g_backward}, {"step", g_step}, {"size", g_size}, {"close", g_close},

@@ -170,15 +170,19 @@ static int l_zeros(lua_State *L) { return fill_constructor(L, 0, false); }
 static int l_ones(lua_State *L) { return fill_constructor(L, 1, false); }
 static int l_full(lua_State *L) { return fill_constructor(L, 0, true); }
 
-/* Fills t from the context generator: normal(mean, std) or uniform(lo, hi). Counter-based, so the
- * values depend only on (seed, offset, index). */
+/* Fills t from the context generator: normal(mean, std) or uniform(lo, hi). Counter-based: element i
+ * gets counter offset + i, so the values are the same however the loop is split across threads. */
 static void fill_random(hr_ctx *ctx, hr_tensor *t, bool normal, double a, double b) {
     int64_t n = hr_tensor_numel(t);
     uint64_t seed = ctx->rng.seed, base = ctx->rng.offset;
+    bool packed = hr_tensor_is_contiguous(t) && (t->dtype == HR_F32 || t->dtype == HR_F64);
+    void *data = hr_tensor_data(t);
+    #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) {
         double v = normal ? a + b * hr_rng_normal(seed, base + (uint64_t)i)
                           : a + (b - a) * hr_rng_uniform01(seed, base + (uint64_t)i);
-        hr_tensor_set_flat(t, i, v);
+        if (packed) hr_dtype_set(t->dtype, data, i, v);
+        else hr_tensor_set_flat(t, i, v);
     }
     ctx->rng.offset += (uint64_t)n;
 }

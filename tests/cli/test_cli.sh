@@ -2,6 +2,7 @@
 # CLI behaviour: exit codes and the messages users see. Usage: test_cli.sh path/to/hybridrt
 set -u
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+src=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -74,6 +75,8 @@ printf 'local x = hr.tensor({-1})\nlocal y = hr.exp(x * 1000)\nprint("fine", y:i
 expect "HYBRIDRT_CHECK_NAN off by default" 0 "fine" -- "$bin" run nan_env.lua
 printf 'local y = hr.exp(hr.tensor({1000}))\n' >nan_env2.lua
 expect "HYBRIDRT_CHECK_NAN=1" 1 "nan check: op 'exp'" -- env HYBRIDRT_CHECK_NAN=1 "$bin" run nan_env2.lua
+
+expect "CPU benchmark script runs" 0 "ssd_scan P=64 N=64 +[0-9.]+ +[0-9.]+" -- "$bin" run "$src/scripts/bench_cpu.lua" B=2 T=8 repeat=1
 
 echo "cli: $passed checks passed, $failed failed"
 [ "$failed" -eq 0 ]

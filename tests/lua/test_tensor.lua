@@ -83,6 +83,17 @@ t.case("random streams are seeded and thread-independent", function()
   local same = true
   for i = 1, 1000 do same = same and a:get(i) == b:get(i) end
   t.check(same, "same seed, same stream, whatever the thread count")
+  hr.manual_seed(5)
+  hr.set_num_threads(1)
+  local big1 = hr.randn({200000})
+  hr.manual_seed(5)
+  hr.set_num_threads(math.max(2, threads))
+  local big2 = hr.randn({200000})
+  local same_big = true
+  for i = 1, 200000, 997 do same_big = same_big and big1:get(i) == big2:get(i) end
+  t.check(same_big and big1:get(200000) == big2:get(200000), "a parallel fill draws the same values as a serial one")
+  hr.manual_seed(42)
+  hr.randn({1000})
   local c = hr.randn({1000})
   t.check(c:get(1) ~= a:get(1), "the stream advances")
   local seed, offset = hr.rng_state()

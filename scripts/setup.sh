@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine needs to build hybridrt (skips what is present).
 set -euo pipefail
-packages=(build-essential cmake pkg-config liblua5.4-dev libopenblas-dev)
+# libopenblas-openmp-dev: OpenBLAS on OpenMP threads, shared with the kernels (see CMakeLists.txt)
+packages=(build-essential cmake pkg-config liblua5.4-dev libopenblas-dev libopenblas-openmp-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

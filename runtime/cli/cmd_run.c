@@ -4,7 +4,9 @@
 #include <lua.h>
 #include <lualib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
@@ -106,6 +108,13 @@ int hr_cmd_run(int argc, char **argv) {
         return 0;
     }
     const char *script = argv[0];
+    const char *lua_path = getenv("HYBRIDRT_LUA_PATH");
+    struct stat st;
+    if (lua_path && *lua_path && (stat(lua_path, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        fprintf(stderr, "hybridrt: HYBRIDRT_LUA_PATH is '%s', which is not a directory (point it at a source lua/ "
+                        "folder, or unset it to use the library inside the binary)\n", lua_path);
+        return 1;
+    }
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "hybridrt: out of memory creating the Lua state\n");

@@ -59,8 +59,9 @@ int hr_lua_check_shape(lua_State *L, int first, int64_t *shape) {
         if (ndim > HR_MAX_DIMS) luaL_error(L, "a shape has at most %d dimensions, got %d", HR_MAX_DIMS, ndim);
         for (int d = 0; d < ndim; d++) {
             lua_geti(L, first, d + 1);
-            if (!lua_isinteger(L, -1)) luaL_error(L, "shape entry %d must be an integer", d + 1);
-            shape[d] = lua_tointeger(L, -1);
+            int is_int;
+            shape[d] = lua_tointegerx(L, -1, &is_int); /* also 2.0, as `n / 2` gives in Lua 5.4 */
+            if (!is_int) luaL_error(L, "shape entry %d must be an integer, got %s", d + 1, luaL_tolstring(L, -1, NULL));
             lua_pop(L, 1);
         }
         return ndim;

@@ -69,6 +69,8 @@ printf 'local hr = require "hybridrt.core"\nhr.overridden = true\nreturn hr\n' >
 printf 'print("overridden", hr.overridden)\n' >check_override.lua
 expect "HYBRIDRT_LUA_PATH" 0 "overridden.true" -- env HYBRIDRT_LUA_PATH="$work/override" "$bin" run check_override.lua
 
+expect "HYBRIDRT_LUA_PATH not a directory" 1 "HYBRIDRT_LUA_PATH is '/nonexistent', which is not a directory" -- env HYBRIDRT_LUA_PATH=/nonexistent "$bin" run check_override.lua
+
 printf 'hr.set_check_nan(true)\nlocal x = hr.tensor({1, 1000})\nlocal y = hr.exp(x)\n' >nan.lua
 expect "nan check names the op" 1 "nan check: op 'exp' produced inf" -- "$bin" run nan.lua
 printf 'local x = hr.tensor({-1})\nlocal y = hr.exp(x * 1000)\nprint("fine", y:item())\n' >nan_env.lua

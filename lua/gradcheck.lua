@@ -1,4 +1,4 @@
--- hybridrt run gradcheck.lua [seed=1] [max_probe=24] [ops=true] [h=1e-4]
+-- hybridrt run gradcheck.lua [seed=1] [max_probe=64] [ops=true] [h=1e-4]
 --
 -- Builds a small two-layer hybrid RWKV-6 + Mamba-2 language model in f64 that uses every op of the
 -- runtime, runs forward and backward, and compares every parameter's gradient with central finite
@@ -6,7 +6,7 @@
 -- checks each op on its own. Exits non-zero when any relative error exceeds 1e-6.
 local hr = require "hybridrt"
 local opts = arg and arg.opts or {}
-local seed, max_probe = opts.seed or 1, opts.max_probe or 24
+local seed, max_probe = opts.seed or 1, opts.max_probe or 64
 local TOL = 1e-6
 local failures = 0
 
@@ -74,6 +74,7 @@ for l = 1, 2 do
     fc1 = scaled(p .. "ffn.fc1.weight", 0.3, {2 * C, C}, "f64"),
     fc1_b = scaled(p .. "ffn.fc1.bias", 0.1, {2 * C}, "f64"),
     fc2 = scaled(p .. "ffn.fc2.weight", 0.3, {C, 2 * C}, "f64"),
+    ffn_scale = param(p .. "ffn.scale", {C}, "f64"),
   }
 end
 local ln_out = param("ln_out.weight", {C}, "f64")
@@ -119,7 +120,8 @@ local function forward()
     x = x + g * r + (1 - g) * m                          -- the gated fusion
     local h = hr.layer_norm(x, L.ln2_w, L.ln2_b, 1e-5)
     local f = hr.linear(hr.gelu(hr.linear(h, L.fc1, L.fc1_b)), L.fc2)
-    x = x + hr.relu_squared(f) / 4 - hr.relu(-f) / 4      -- exercises relu, relu², sub, div
+    local denom = hr.softplus(L.ffn_scale) + 1             -- a learned per-channel divisor, > 1
+    x = x + hr.div(hr.relu_squared(f), denom) - hr.relu(-f) / 4   -- relu, relu², div, sub
   end
   x = hr.rms_norm(x, ln_out, 1e-6)
   local logits = hr.matmul(x, emb, false, true)           -- LM head tied to the embedding

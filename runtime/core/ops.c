@@ -91,6 +91,23 @@ static hr_tensor *launch(hr_ctx *ctx, hr_node *node) {
     return hr_node_launch(ctx, node) ? NULL : out;
 }
 
+/* Launches a recurrence whose output 2 is its final state: hands that to *state (the creation
+ * reference passes to the caller, as the returned output's does), or drops it when state is NULL. */
+static hr_tensor *launch_with_state(hr_ctx *ctx, hr_node *node, hr_tensor **state) {
+    hr_tensor *final = node->out[1];
+    hr_tensor *y = launch(ctx, node);
+    if (y && state) *state = final;
+    else if (y) hr_tensor_release(final);
+    return y;
+}
+
+/* Token ids (embedding inputs, cross-entropy targets) are i64, i32 or u8. */
+static int need_ids(hr_ctx *ctx, hr_op_id op, const char *what, const hr_tensor *t) {
+    if (t->dtype == HR_I64 || t->dtype == HR_I32 || t->dtype == HR_U8) return 0;
+    return hr_error(ctx, "%s: %s must be integers (i64, i32 or u8), got %s", hr_op_name(op), what,
+                    hr_dtype_name(t->dtype));
+}
+
 static int64_t rows_of(const hr_tensor *t) { return t->ndim ? hr_tensor_numel(t) / t->shape[t->ndim - 1] : 1; }
 
 /* ---- views ---- */
@@ -450,11 +467,7 @@ hr_tensor *hr_gated_rms_norm(hr_ctx *ctx, hr_tensor *y, hr_tensor *z, hr_tensor 
 /* ---- sequence ops ---- */
 
 hr_tensor *hr_embedding(hr_ctx *ctx, hr_tensor *ids, hr_tensor *weight) {
-    if (ids->dtype != HR_I64 && ids->dtype != HR_I32 && ids->dtype != HR_U8) {
-        hr_error(ctx, "embedding: ids must be integers (i64, i32 or u8), got %s", hr_dtype_name(ids->dtype));
-        return NULL;
-    }
-    if (need_float(ctx, HR_OP_EMBEDDING, "weight", weight)) return NULL;
+    if (need_ids(ctx, HR_OP_EMBEDDING, "ids", ids) || need_float(ctx, HR_OP_EMBEDDING, "weight", weight)) return NULL;
     if (weight->ndim != 2 || ids->ndim > HR_MAX_DIMS - 1) {
         hr_error(ctx, "embedding: weight must be (vocab, channels) and ids at most 3-D, got weight %s, ids %s",
                  SHAPE(weight), SHAPE(ids));
@@ -515,11 +528,7 @@ hr_tensor *hr_wkv6(hr_ctx *ctx, hr_tensor *r, hr_tensor *k, hr_tensor *v, hr_ten
     if (!node || !node_output(ctx, node, 0, r->dtype, 4, r->shape) ||
         !node_output(ctx, node, 1, r->dtype, 4, (int64_t[]){B, H, N, N}))
         return NULL;
-    hr_tensor *state = node->out[1]; /* the creation reference passes to the caller, like y's */
-    hr_tensor *y = launch(ctx, node);
-    if (y && sT) *sT = state;
-    else if (y) hr_tensor_release(state);
-    return y;
+    return launch_with_state(ctx, node, sT);
 }
 
 hr_tensor *hr_ssd_scan(hr_ctx *ctx, hr_tensor *x, hr_tensor *dt, hr_tensor *A, hr_tensor *Bm, hr_tensor *Cm,
@@ -546,19 +555,12 @@ hr_tensor *hr_ssd_scan(hr_ctx *ctx, hr_tensor *x, hr_tensor *dt, hr_tensor *A, h
     if (!node || !node_output(ctx, node, 0, x->dtype, 4, x->shape) ||
         !node_output(ctx, node, 1, x->dtype, 4, (int64_t[]){B, H, P, N}))
         return NULL;
-    hr_tensor *state = node->out[1]; /* the creation reference passes to the caller, like y's */
-    hr_tensor *y = launch(ctx, node);
-    if (y && hT) *hT = state;
-    else if (y) hr_tensor_release(state);
-    return y;
+    return launch_with_state(ctx, node, hT);
 }
 
 hr_tensor *hr_cross_entropy(hr_ctx *ctx, hr_tensor *logits, hr_tensor *targets, int64_t ignore_index) {
-    if (need_float(ctx, HR_OP_CROSS_ENTROPY, "logits", logits)) return NULL;
-    if (targets->dtype != HR_I64 && targets->dtype != HR_I32 && targets->dtype != HR_U8) {
-        hr_error(ctx, "cross_entropy: targets must be integers (i64, i32 or u8), got %s", hr_dtype_name(targets->dtype));
+    if (need_float(ctx, HR_OP_CROSS_ENTROPY, "logits", logits) || need_ids(ctx, HR_OP_CROSS_ENTROPY, "targets", targets))
         return NULL;
-    }
     bool ok = logits->ndim >= 1 && targets->ndim == logits->ndim - 1;
     for (int d = 0; ok && d < targets->ndim; d++) ok = targets->shape[d] == logits->shape[d];
     if (!ok) {

@@ -13,6 +13,9 @@
 
 /* The runtime context of this Lua state (created with the CPU backend on first use). */
 hr_ctx *hr_lua_ctx(lua_State *L);
+/* Counts the bytes of a tensor about to be handed to Lua; runs a full garbage collection once enough
+ * have accumulated (Lua cannot see tensor storage, so it would not collect soon enough on its own). */
+void hr_lua_account_tensor(lua_State *L, int64_t nbytes);
 /* Raises the context's last error as a Lua error (with the caller's file:line). */
 int hr_lua_raise(lua_State *L);
 

@@ -17,35 +17,57 @@
 #define HR_VERSION "0.0.0"
 #endif
 
-static const char ctx_key = 'c'; /* its address keys the context in the registry */
+static const char state_key = 's'; /* its address keys this Lua state's binding_state in the registry */
 
-static int ctx_gc(lua_State *L) {
-    hr_ctx **box = lua_touserdata(L, 1);
-    hr_ctx_destroy(*box);
-    *box = NULL;
+/* What the binding keeps per Lua state: the runtime context, and the bytes of tensors handed to Lua
+ * since the last full collection. Lua's collector sees only each tensor's small box, not its storage,
+ * so without this count an eager loop could pile up gigabytes of unreachable tensors before the
+ * collector felt any pressure (cutorch had the same problem and the same answer). */
+typedef struct {
+    hr_ctx *ctx;
+    int64_t bytes_since_gc;
+} binding_state;
+
+#define HR_GC_BYTES (INT64_C(256) << 20) /* a full collection after this many new tensor bytes */
+
+static int state_gc(lua_State *L) {
+    binding_state *st = lua_touserdata(L, 1);
+    hr_ctx_destroy(st->ctx);
+    st->ctx = NULL;
     return 0;
 }
 
-hr_ctx *hr_lua_ctx(lua_State *L) {
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key) == LUA_TUSERDATA) {
-        hr_ctx *ctx = *(hr_ctx **)lua_touserdata(L, -1);
+static binding_state *get_state(lua_State *L) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &state_key) == LUA_TUSERDATA) {
+        binding_state *st = lua_touserdata(L, -1);
         lua_pop(L, 1);
-        return ctx;
+        return st;
     }
     lua_pop(L, 1);
-    hr_ctx **box = lua_newuserdatauv(L, sizeof *box, 0);
-    *box = NULL;
+    binding_state *st = lua_newuserdatauv(L, sizeof *st, 0);
+    *st = (binding_state){0};
     lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, ctx_gc);
+    lua_pushcfunction(L, state_gc);
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
-    *box = hr_ctx_create();
-    if (!*box) luaL_error(L, "hybridrt: out of memory creating the runtime context");
-    hr_cpu_register(*box);
+    st->ctx = hr_ctx_create();
+    if (!st->ctx) luaL_error(L, "hybridrt: out of memory creating the runtime context");
+    hr_cpu_register(st->ctx);
     const char *check = getenv("HYBRIDRT_CHECK_NAN");
-    (*box)->check_nan = check && *check && strcmp(check, "0") != 0;
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_key);
-    return *box;
+    st->ctx->check_nan = check && *check && strcmp(check, "0") != 0;
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &state_key);
+    return st;
+}
+
+hr_ctx *hr_lua_ctx(lua_State *L) { return get_state(L)->ctx; }
+
+void hr_lua_account_tensor(lua_State *L, int64_t nbytes) {
+    binding_state *st = get_state(L);
+    st->bytes_since_gc += nbytes;
+    if (st->bytes_since_gc > HR_GC_BYTES) {
+        st->bytes_since_gc = 0;
+        lua_gc(L, LUA_GCCOLLECT);
+    }
 }
 
 int hr_lua_raise(lua_State *L) { return luaL_error(L, "%s", hr_last_error(hr_lua_ctx(L))); }

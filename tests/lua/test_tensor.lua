@@ -144,4 +144,20 @@ t.case("close frees deterministically", function()
   t.check(x:numel() == 4, "still open inside its scope")
 end)
 
+t.case("dropped tensors are collected in an eager loop", function()
+  local function rss_mib()
+    for line in io.lines("/proc/self/status") do
+      local kb = line:match("^VmRSS:%s+(%d+)")
+      if kb then return tonumber(kb) / 1024 end
+    end
+  end
+  local peak = 0
+  for _ = 1, 120 do                      -- 120 x 32 MiB created, 32 MiB alive at a time
+    local x = hr.ones({1 << 22})
+    local y = x * 2
+    peak = math.max(peak, rss_mib())
+  end
+  t.check(peak < 1500, string.format("peak RSS %.0f MiB stays far below the 3840 MiB created", peak))
+end)
+
 t.finish("tensor")

@@ -498,6 +498,19 @@ static int m_narrow(lua_State *L) {
     return hr_lua_push_result(L, hr_narrow(hr_lua_ctx(L), t, dim, luaL_checkinteger(L, 3) - 1, luaL_checkinteger(L, 4)));
 }
 
+/* t:slice(dim, i, j): entries i..j inclusive, negative counting from the end, as string.sub. */
+static int m_slice(lua_State *L) {
+    hr_tensor *t = hr_lua_check_tensor(L, 1);
+    int dim = hr_lua_check_dim(L, 2, t->ndim);
+    int64_t size = t->shape[dim], i = luaL_checkinteger(L, 3), j = luaL_optinteger(L, 4, -1);
+    if (i < 0) i += size + 1;
+    if (j < 0) j += size + 1;
+    if (i < 1 || j > size || j < i - 1)
+        return luaL_error(L, "slice: %d..%d is not a range of dimension %d (size %d)", (int)luaL_checkinteger(L, 3),
+                          (int)luaL_optinteger(L, 4, -1), dim + 1, (int)size);
+    return hr_lua_push_result(L, hr_narrow(hr_lua_ctx(L), t, dim, i - 1, j - i + 1));
+}
+
 static int m_contiguous(lua_State *L) {
     return hr_lua_push_result(L, hr_contiguous(hr_lua_ctx(L), hr_lua_check_tensor(L, 1)));
 }
@@ -576,7 +589,7 @@ static const luaL_Reg tensor_methods[] = {
     {"requires_grad_", m_requires_grad_}, {"numel", m_numel}, {"dim", m_dim}, {"size", m_size},
     {"is_contiguous", m_is_contiguous}, {"get", m_get}, {"set", m_set}, {"item", m_item}, {"totable", m_totable},
     {"fill_", m_fill_}, {"zero_", m_zero_}, {"copy_", m_copy_}, {"normal_", m_normal_}, {"uniform_", m_uniform_},
-    {"view", m_view}, {"reshape", m_view}, {"transpose", m_transpose}, {"t", m_t}, {"narrow", m_narrow},
+    {"view", m_view}, {"reshape", m_view}, {"transpose", m_transpose}, {"t", m_t}, {"narrow", m_narrow}, {"slice", m_slice},
     {"contiguous", m_contiguous}, {"clone", m_clone}, {"to", m_to}, {"detach", m_detach},
     {"backward", m_backward}, {"zero_grad", m_zero_grad}, {"close", tensor_release}, {NULL, NULL}};
 

@@ -20,11 +20,26 @@ hr_node *hr_node_new(hr_ctx *ctx, hr_op_id op) {
     return n;
 }
 
+/* Frees without recursion: a graph can be a chain of 10^5 nodes and more (a Lua loop over time steps),
+ * deeper than the C stack. Nodes that lose their last reference wait in a queue linked through their
+ * own next_dead field, so freeing needs no memory. */
 void hr_node_release(hr_node *n) {
     if (!n || --n->refcount > 0) return;
-    for (int i = 0; i < n->n_in; i++) hr_tensor_release(n->in[i]);
-    for (int i = 0; i < HR_NODE_MAX_SAVED; i++) hr_tensor_release(n->saved[i]);
-    free(n);
+    n->next_dead = NULL;
+    hr_node *queue = n;
+    while (queue) {
+        hr_node *dead = queue;
+        queue = dead->next_dead;
+        for (int i = 0; i < dead->n_in + HR_NODE_MAX_SAVED; i++) {
+            hr_tensor *t = i < dead->n_in ? dead->in[i] : dead->saved[i - dead->n_in];
+            hr_node *producer = hr_tensor_drop(t);
+            if (producer && --producer->refcount == 0) {
+                producer->next_dead = queue;
+                queue = producer;
+            }
+        }
+        free(dead);
+    }
 }
 
 /* First non-finite value of a float tensor: returns "nan", "inf" or NULL. */

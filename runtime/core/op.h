@@ -42,6 +42,7 @@ typedef struct hr_node {
     hr_tensor *out[HR_NODE_MAX_OUT];      /* NULL once that output has been freed */
     hr_tensor *saved[HR_NODE_MAX_SAVED];  /* op-owned buffers kept for the backward (norm stats, ...) */
     uint64_t visit;                       /* the backward pass that last reached this node */
+    struct hr_node *next_dead;            /* the queue of nodes being freed (hr_node_release) */
     int64_t iattr[HR_NODE_MAX_ATTR];      /* op-specific integer attributes */
     double fattr[HR_NODE_MAX_ATTR];       /* op-specific real attributes */
 } hr_node;

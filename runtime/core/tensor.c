@@ -110,16 +110,17 @@ void hr_tensor_retain(hr_tensor *t) {
     if (t) t->refcount++;
 }
 
-void hr_tensor_release(hr_tensor *t) {
-    if (!t || --t->refcount > 0) return;
-    if (t->grad_fn) {
-        if (t->grad_fn->out[t->grad_fn_output] == t) t->grad_fn->out[t->grad_fn_output] = NULL;
-        hr_node_release(t->grad_fn);
-    }
-    hr_tensor_release(t->grad);
+struct hr_node *hr_tensor_drop(hr_tensor *t) {
+    if (!t || --t->refcount > 0) return NULL;
+    hr_node *producer = t->grad_fn;
+    if (producer && producer->out[t->grad_fn_output] == t) producer->out[t->grad_fn_output] = NULL;
+    hr_tensor_release(t->grad); /* gradient buffers have no producer: no recursion here */
     storage_release(t->storage);
     free(t);
+    return producer;
 }
+
+void hr_tensor_release(hr_tensor *t) { hr_node_release(hr_tensor_drop(t)); }
 
 int64_t hr_tensor_numel(const hr_tensor *t) {
     int64_t n = 1;

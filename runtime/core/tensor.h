@@ -55,6 +55,9 @@ hr_tensor *hr_tensor_alias(struct hr_ctx *ctx, const hr_tensor *t);
 
 void hr_tensor_retain(hr_tensor *t);
 void hr_tensor_release(hr_tensor *t);
+/* Drops one reference. When it was the last, frees t and hands the caller the reference t held on
+ * its producing node (or NULL) to release: graph.c frees long chains of nodes iteratively this way. */
+struct hr_node *hr_tensor_drop(hr_tensor *t);
 
 int64_t hr_tensor_numel(const hr_tensor *t);
 bool hr_tensor_is_contiguous(const hr_tensor *t);

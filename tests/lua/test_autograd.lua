@@ -143,4 +143,15 @@ t.case("same seed, same results, whatever the thread count", function()
   t.check(l1 == l2 and same(w1, w2) and same(e1, e2), "bitwise identical across thread counts")
 end)
 
+t.case("a graph deeper than the C stack runs backward and frees", function()
+  local w = hr.ones({4}, "f64"):requires_grad_()
+  local x = w
+  for _ = 1, 200000 do x = x * 1.0000001 end   -- a chain of 200000 nodes, as a loop over time steps makes
+  hr.sum(x):backward()
+  t.near(w.grad:get(1), 1.0000001 ^ 200000, 1e-9, "gradient through 200000 ops")
+  x = nil
+  collectgarbage()                                -- freeing the chain must not recurse
+  t.check(true, "freed")
+end)
+
 t.finish("autograd")

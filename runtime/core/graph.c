@@ -59,6 +59,11 @@ static int run_forward(hr_ctx *ctx, hr_node *n) {
     hr_op_fn fwd = ctx->ops[n->op].forward[dev];
     if (!fwd) return hr_error(ctx, "%s: no implementation on this device", hr_op_name(n->op));
     if (fwd(ctx, n)) return -1;
+    for (int j = 0; j < n->n_out; j++) /* a view writes nothing: its output is its input's storage */
+        if (n->out[j] && !(n->n_in && n->in[0] && n->out[j]->storage == n->in[0]->storage))
+            hr_tensor_mark_written(n->out[j]);
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i]) n->in_version[i] = n->in[i]->storage->version;
     if (ctx->check_nan) {
         for (int j = 0; j < n->n_out; j++) {
             const char *bad = non_finite(n->out[j]);
@@ -214,7 +219,12 @@ int hr_backward(hr_ctx *ctx, hr_tensor *root, bool keep_graph_grads) {
             rc = hr_error(ctx, "backward: op '%s' has no backward on this device", hr_op_name(n->op));
             break;
         }
-        rc = bwd(ctx, n);
+        for (int i = 0; i < n->n_in && !rc; i++)
+            if (n->in[i] && n->in[i]->storage->version != n->in_version[i])
+                rc = hr_error(ctx, "backward: input %d of op '%s' was written in place after the forward read it, so "
+                                   "its gradient would be computed from stale values; run the forward again "
+                                   "(graph:forward()) after changing inputs", i + 1, hr_op_name(n->op));
+        if (!rc) rc = bwd(ctx, n);
         for (int i = 0; i < n->n_in && !rc && ctx->check_nan; i++) {
             const char *bad = non_finite(hr_node_in_grad(n, i));
             if (bad)

@@ -39,6 +39,7 @@ typedef struct hr_node {
     hr_op_id op;
     int n_in, n_out;
     hr_tensor *in[HR_NODE_MAX_IN];        /* NULL for an absent optional input */
+    uint64_t in_version[HR_NODE_MAX_IN];  /* each input's storage version when the forward read it */
     hr_tensor *out[HR_NODE_MAX_OUT];      /* NULL once that output has been freed */
     hr_tensor *saved[HR_NODE_MAX_SAVED];  /* op-owned buffers kept for the backward (norm stats, ...) */
     uint64_t visit;                       /* the backward pass that last reached this node */

@@ -188,6 +188,7 @@ static void fill_random(hr_ctx *ctx, hr_tensor *t, bool normal, double a, double
         else hr_tensor_set_flat(t, i, v);
     }
     ctx->rng.offset += (uint64_t)n;
+    hr_tensor_mark_written(t);
 }
 
 static int l_randn(lua_State *L) {
@@ -396,6 +397,7 @@ static int m_set(lua_State *L) {
     if (lua_gettop(L) - 2 != t->ndim)
         return luaL_error(L, "set: expected %d indices and a value, got %d arguments", t->ndim, lua_gettop(L) - 1);
     hr_tensor_set_flat(t, index_args(L, t, 2), luaL_checknumber(L, t->ndim + 2));
+    hr_tensor_mark_written(t);
     lua_settop(L, 1);
     return 1;
 }
@@ -437,13 +439,17 @@ static hr_tensor *check_writable(lua_State *L, const char *what) {
 }
 
 static int m_fill_(lua_State *L) {
-    hr_tensor_fill(check_writable(L, "fill_"), luaL_checknumber(L, 2));
+    hr_tensor *t = check_writable(L, "fill_");
+    hr_tensor_fill(t, luaL_checknumber(L, 2));
+    hr_tensor_mark_written(t);
     lua_settop(L, 1);
     return 1;
 }
 
 static int m_zero_(lua_State *L) {
-    hr_tensor_fill(check_writable(L, "zero_"), 0);
+    hr_tensor *t = check_writable(L, "zero_");
+    hr_tensor_fill(t, 0);
+    hr_tensor_mark_written(t);
     lua_settop(L, 1);
     return 1;
 }
@@ -456,6 +462,7 @@ static int m_copy_(lua_State *L) {
                           hr_shape_str(t, a, sizeof a));
     }
     hr_tensor_copy_into(t, src);
+    hr_tensor_mark_written(t);
     lua_settop(L, 1);
     return 1;
 }

@@ -139,6 +139,24 @@ t.case("op errors name the op and the shapes", function()
   t.raises(function() return hr.concat({a, b}, 1) end, "concat", "does not match")
 end)
 
+t.case("token ids as i64, i32 or u8 give the same results", function()
+  hr.manual_seed(9)
+  local w = hr.randn({300, 4})
+  local logits = hr.randn({2, 3, 300})
+  local ref_e, ref_l
+  for _, dt in ipairs({"i64", "i32", "u8"}) do
+    local ids = hr.tensor({{1, 7, 255}, {0, 3, 9}}, dt)
+    local e = hr.embedding(ids, w):totable()
+    local l = hr.cross_entropy(logits, ids):item()
+    if not ref_e then ref_e, ref_l = e, l
+    else
+      t.check(e[1][3][2] == ref_e[1][3][2] and e[2][1][4] == ref_e[2][1][4], "embedding rows match for " .. dt)
+      t.check(l == ref_l, "cross_entropy matches for " .. dt)
+    end
+  end
+  t.raises(function() return hr.embedding(hr.tensor({1.5}), w) end, "embedding", "ids must be integers")
+end)
+
 t.case("close frees deterministically", function()
   local x <close> = hr.zeros({4})
   local y = hr.ones({2})

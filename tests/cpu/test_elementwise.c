@@ -6,6 +6,7 @@
 #include "cpu/kernels.h"
 #include "test_util.h"
 
+#include <float.h>
 #include <omp.h>
 #include <string.h>
 
@@ -419,8 +420,35 @@ static void test_sum_dim(int64_t outer, int64_t len, int64_t inner, int mean, ui
 
 // ----------------------------------------------------------------------------
 
+/* hr_fast_exp_f32 (kernels.h): relative error below FLT_EPSILON over the float range, the right limits, and
+ * the same bits from a vectorised loop as from scalar calls. */
+static void test_fast_exp(void) {
+    const int64_t n = 1 << 20;
+    float *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+    for (int64_t i = 0; i < n; i++) x[i] = -87.0f + 175.0f * (float)i / (float)n;
+    for (int64_t i = 0; i < n; i++) y[i] = hr_fast_exp_f32(x[i]); /* vectorised */
+    double worst = 0;
+    int64_t lane_mismatch = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double ref = exp((double)x[i]);
+        if (ref > 1.2e-38 && ref < 3.4e38) worst = fmax(worst, fabs(y[i] - ref) / ref);
+        volatile float xi = x[i]; /* forces the scalar path */
+        if (hr_fast_exp_f32(xi) != y[i]) lane_mismatch++;
+    }
+    printf("fast exp: worst relative error %.3g (%.2f FLT_EPSILON)\n", worst, worst / FLT_EPSILON);
+    CHECK(worst < FLT_EPSILON, "fast exp relative error below FLT_EPSILON, got %.3g", worst);
+    CHECK(lane_mismatch == 0, "vector and scalar fast exp differ at %lld points", (long long)lane_mismatch);
+    CHECK(hr_fast_exp_f32(0.0f) == 1.0f, "exp(0) = 1");
+    CHECK(hr_fast_exp_f32(-100.0f) == 0.0f && hr_fast_exp_f32(-INFINITY) == 0.0f, "exp underflows to 0");
+    CHECK(isinf(hr_fast_exp_f32(100.0f)) && isinf(hr_fast_exp_f32(INFINITY)), "exp overflows to inf");
+    CHECK(isnan(hr_fast_exp_f32(NAN)), "exp(NaN) is NaN");
+    free(x);
+    free(y);
+}
+
 int main(void) {
     quick = getenv("HR_TEST_QUICK") != NULL;
+    test_fast_exp();
     uint64_t seed = 1;
 
     for (int k = 0; k < HR_UNARY_COUNT; k++) {

@@ -1,0 +1,58 @@
+-- Every function and method with wrong arguments: each call must return or raise a Lua error, never
+-- crash the process (a crash fails this test by killing it).
+local t = require "harness"
+local hr = require "hybridrt"
+
+local skip = {set_num_threads = true, manual_seed = true, set_rng_state = true, set_check_nan = true,
+              set_grad_enabled = true, capture = true, no_grad = true, gradcheck = true}
+local closed = hr.zeros({2})
+closed:close()
+local function arg_sets()
+  return {
+    {}, {nil}, {1}, {-1}, {0}, {1e300}, {"x"}, {{}}, {{1, 2}}, {{-1}}, {true}, {closed},
+    {hr.zeros({2, 3})}, {hr.zeros({2, 3}, "i64")}, {hr.zeros({2, 3}, "bf16")}, {hr.zeros({})},
+    {hr.zeros({2, 3}), hr.zeros({3, 2})}, {hr.zeros({2, 3}), 1, 2, 3}, {hr.zeros({2, 3}), -5},
+    {hr.zeros({2, 3}), {}}, {hr.zeros({2, 3}), closed}, {hr.zeros({0, 3})}, {hr.zeros({1, 1, 1, 1})},
+    {hr.zeros({2, 3}), hr.zeros({2, 3}), hr.zeros({2, 3}), hr.zeros({2, 3}), hr.zeros({2, 3})},
+    {hr.zeros({1, 2, 1, 4}), hr.zeros({1, 2, 1, 4}), hr.zeros({1, 2, 1, 4}), hr.zeros({1, 2, 1, 4}), hr.zeros({4})},
+  }
+end
+
+local calls, errors = 0, 0
+local names = {}
+for name, f in pairs(hr) do
+  if type(f) == "function" and not skip[name] then names[#names + 1] = name end
+end
+table.sort(names)
+for _, name in ipairs(names) do
+  for _, args in ipairs(arg_sets()) do
+    local ok = pcall(hr[name], table.unpack(args, 1, 6))
+    calls = calls + 1
+    if not ok then errors = errors + 1 end
+  end
+end
+
+local method_names = {}
+for name in pairs(getmetatable(hr.zeros({1})).methods) do method_names[#method_names + 1] = name end
+table.sort(method_names)
+for _, name in ipairs(method_names) do
+  for _, args in ipairs(arg_sets()) do
+    for _, self in ipairs({hr.zeros({2, 3}), hr.zeros({2, 3}, "i64"), hr.zeros({}), hr.zeros({0})}) do
+      local ok = pcall(self[name], self, table.unpack(args, 1, 6))
+      calls = calls + 1
+      if not ok then errors = errors + 1 end
+    end
+  end
+end
+print(string.format("  %d calls with wrong or odd arguments, %d raised errors, none crashed", calls, errors))
+t.check(calls > 1000 and errors > calls / 3, "the sweep ran and most calls were refused")
+
+-- metamethods on odd operands
+for _, op in ipairs({function(a, b) return a + b end, function(a, b) return a - b end,
+                     function(a, b) return a * b end, function(a, b) return a / b end}) do
+  for _, pair in ipairs({{hr.zeros({2}), "s"}, {{}, hr.zeros({2})}, {hr.zeros({2}), closed}, {2, hr.zeros({2})}}) do
+    pcall(op, pair[1], pair[2])
+  end
+end
+t.raises(function() return hr.zeros({2}) + "s" end, "operands must be tensors or numbers")
+t.finish("bad_input")

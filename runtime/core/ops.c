@@ -41,11 +41,8 @@ static int need_shape(hr_ctx *ctx, hr_op_id op, const char *what, const hr_tenso
     for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
     if (ok) return 0;
     char want[96];
-    int used = snprintf(want, sizeof want, "(");
-    for (int d = 0; d < ndim && used < (int)sizeof want; d++)
-        used += snprintf(want + used, sizeof want - (size_t)used, d ? ", %lld" : "%lld", (long long)shape[d]);
-    if (used < (int)sizeof want) snprintf(want + used, sizeof want - (size_t)used, ")");
-    return hr_error(ctx, "%s: %s must have shape %s, got %s", hr_op_name(op), what, want, SHAPE(t));
+    return hr_error(ctx, "%s: %s must have shape %s, got %s", hr_op_name(op), what,
+                    hr_shape_fmt(ndim, shape, want, sizeof want), SHAPE(t));
 }
 
 /* A node holding contiguous versions of the inputs (optional ones may be NULL). */

@@ -186,12 +186,16 @@ void hr_tensor_copy_into(hr_tensor *dst, const hr_tensor *src) {
     for (int64_t i = 0; i < n; i++) hr_tensor_set_flat(dst, i, hr_tensor_get_flat(src, i));
 }
 
-const char *hr_shape_str(const hr_tensor *t, char *buf, int bufsize) {
+const char *hr_shape_fmt(int ndim, const int64_t *shape, char *buf, int bufsize) {
     int used = snprintf(buf, (size_t)bufsize, "(");
-    for (int d = 0; d < t->ndim && used < bufsize; d++)
-        used += snprintf(buf + used, (size_t)(bufsize - used), d ? ", %lld" : "%lld", (long long)t->shape[d]);
+    for (int d = 0; d < ndim && used < bufsize; d++)
+        used += snprintf(buf + used, (size_t)(bufsize - used), d ? ", %lld" : "%lld", (long long)shape[d]);
     if (used < bufsize) snprintf(buf + used, (size_t)(bufsize - used), ")");
     return buf;
+}
+
+const char *hr_shape_str(const hr_tensor *t, char *buf, int bufsize) {
+    return hr_shape_fmt(t->ndim, t->shape, buf, bufsize);
 }
 
 bool hr_same_shape(const hr_tensor *a, const hr_tensor *b) {

@@ -74,8 +74,9 @@ static inline void hr_tensor_mark_written(hr_tensor *t) { t->storage->version++;
 /* Copies src into dst (same shape; any strides; converts dtypes). */
 void hr_tensor_copy_into(hr_tensor *dst, const hr_tensor *src);
 
-/* "(2, 3, 4)" into buf. */
+/* "(2, 3, 4)" into buf: a tensor's shape, or any shape. */
 const char *hr_shape_str(const hr_tensor *t, char *buf, int bufsize);
+const char *hr_shape_fmt(int ndim, const int64_t *shape, char *buf, int bufsize);
 bool hr_same_shape(const hr_tensor *a, const hr_tensor *b);
 void hr_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 

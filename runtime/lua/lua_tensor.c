@@ -16,8 +16,9 @@ typedef struct {
 } tensor_box;
 
 void hr_lua_push_tensor(lua_State *L, hr_tensor *t) {
-    /* collect before boxing: t is not a Lua object yet, and the caller's arguments are on the stack */
-    hr_lua_account_tensor(L, t->storage->nbytes);
+    /* Count only new memory: a fresh tensor with storage of its own (not a view, not t.grad handed
+     * out again). Collect before boxing: t is not a Lua object yet, the caller's arguments are. */
+    if (t->refcount == 1 && t->storage->refcount == 1) hr_lua_account_tensor(L, t->storage->nbytes);
     tensor_box *box = lua_newuserdatauv(L, sizeof *box, 0);
     box->t = t; /* the box exists before it owns anything, so a failed allocation leaks nothing */
     luaL_setmetatable(L, HR_TENSOR_MT);

@@ -38,9 +38,13 @@ static int view_backward(hr_ctx *ctx, hr_node *n) {
     return 0;
 }
 
+/* contiguous (and a cast to the same dtype): a strided gather for float data, else the generic copy. */
 static int copy_forward(hr_ctx *ctx, hr_node *n) {
     (void)ctx;
-    hr_tensor_copy_into(n->out[0], n->in[0]);
+    const hr_tensor *x = n->in[0];
+    if ((x->dtype == HR_F32 || x->dtype == HR_F64) && x->dtype == n->out[0]->dtype && x->ndim > 0)
+        KERNEL(DT, hr_cpu_gather, x->ndim, x->shape, IN(0), x->stride, OUT(0));
+    else hr_tensor_copy_into(n->out[0], n->in[0]);
     return 0;
 }
 

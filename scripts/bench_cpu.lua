@@ -1,9 +1,11 @@
--- hybridrt run scripts/bench_cpu.lua [B=64] [T=64] [C=128] [repeat=5] [threads=N]
+-- hybridrt run scripts/bench_cpu.lua [B=64] [T=64] [C=128] [layers=2] [repeat=5] [threads=N]
 --
 -- Times each op's forward and backward on the CPU at the default model's training sizes (the `tiny`
 -- hybrid: batch 64, sequence 64, 128 channels, RWKV head size 32, Mamba-2 head dim 64 and state 64),
--- and prints milliseconds, bytes moved per second and, for products, GFLOP/s. Median of `repeat`
--- runs after one warm-up. The figures are for comparing changes on one machine.
+-- and prints milliseconds, bytes moved per second and, for products, GFLOP/s. Then times a whole
+-- training step (forward + backward) of a `layers`-layer hybrid model (lua/hybridrt/demo_model.lua)
+-- run eagerly (the graph rebuilt from Lua every step) and replayed from one capture, in tokens/s.
+-- Median of `repeat` runs after one warm-up. The figures are for comparing changes on one machine.
 local hr = require "hybridrt"
 local o = arg.opts
 local B, T, C, reps = o.B or 64, o.T or 64, o.C or 128, o["repeat"] or 5
@@ -74,3 +76,27 @@ for _, c in ipairs(cases) do
   print(string.format("%-22s %10.3f %10.3f %12.2f %10s", name, fwd, bwd, bytes / fwd / 1e6,
                       flops and string.format("%.2f", flops / fwd / 1e6) or "-"))
 end
+
+-- A whole step: eager (Lua builds the graph every step) against one capture replayed.
+local model = require("hybridrt.demo_model").new({vocab = V, channels = C, layers = o.layers or 2, batch = B,
+  time = T, head_size = N, mamba_head_dim = MP, mamba_state = MN, dtype = "f32"})
+local function zero_grads() for _, p in ipairs(model.params) do p:zero_grad() end end
+local eager, replay = {}, {}
+for r = 0, reps do
+  zero_grads()
+  local t0 = hr.clock()
+  model.forward():backward()
+  if r > 0 then eager[#eager + 1] = hr.clock() - t0 end
+end
+local graph, loss = hr.capture(model.forward)
+for r = 0, reps do
+  zero_grads()
+  local t0 = hr.clock()
+  graph:step(loss)
+  if r > 0 then replay[#replay + 1] = hr.clock() - t0 end
+end
+local te, tr = median(eager), median(replay)
+print(string.format("\nwhole step, %d-layer hybrid (%d parameter tensors, %d ops recorded), %d tokens:",
+                    model.cfg.layers, #model.params, graph:size(), rows))
+print(string.format("  eager     %8.1f ms  %9.0f tokens/s", te * 1e3, rows / te))
+print(string.format("  replayed  %8.1f ms  %9.0f tokens/s", tr * 1e3, rows / tr))

@@ -22,7 +22,7 @@ int hr_cmd_version(int argc, char **argv) {
     printf("hybridrt %s (%s build, C11, gcc %s)\n", HR_VERSION, HR_BUILD_TYPE, __VERSION__);
     printf("Lua:     %s\n", LUA_RELEASE);
     int parallel = openblas_get_parallel(); /* 0 sequential, 1 pthreads, 2 OpenMP */
-    printf("BLAS:    OpenBLAS (%s; %s threads)\n", openblas_get_config(),
+    printf("BLAS:    OpenBLAS (%s; %s kernels; %s threads)\n", openblas_get_config(), openblas_get_corename(),
            parallel == 2 ? "OpenMP" : parallel == 1 ? "pthread" : "no");
     printf("threads: %d (OpenMP; set OMP_NUM_THREADS to change)\n", omp_get_max_threads());
     printf("CUDA:    not available: this build has the CPU backend only\n");

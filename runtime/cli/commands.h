@@ -6,6 +6,10 @@
 int hr_cmd_run(int argc, char **argv);
 int hr_cmd_version(int argc, char **argv);
 
+/* Re-executes the binary with OPENBLAS_CORETYPE set when OpenBLAS picked kernels far below what the
+ * CPU supports (blas_core.c); returns when nothing needs doing. */
+void hr_fix_blas_core(char **argv);
+
 /* True when the argument list asks for help (-h, --help). */
 int hr_wants_help(int argc, char **argv);
 

@@ -47,6 +47,7 @@ static void tune_malloc(void) {
 }
 
 int main(int argc, char **argv) {
+    hr_fix_blas_core(argv);
     tune_malloc();
     if (argc < 2) {
         usage(stderr);

@@ -26,6 +26,11 @@ expect() {
 expect "version" 0 "^hybridrt [0-9]+\.[0-9]+" -- "$bin" version
 expect "version names Lua" 0 "Lua: +Lua 5\.4" -- "$bin" version
 expect "version names BLAS" 0 "BLAS: +OpenBLAS" -- "$bin" version
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+    # OpenBLAS falls back to SSE-era kernels on CPUs it does not know; the binary must correct that
+    expect "BLAS kernels fit an AVX2 CPU" 0 "BLAS: .*(Haswell|SkylakeX|Cooperlake|Zen|SapphireRapids)[^;]* kernels" -- "$bin" version
+    expect "OPENBLAS_CORETYPE set by the user wins" 0 "BLAS: .*Haswell kernels" -- env OPENBLAS_CORETYPE=Haswell "$bin" version
+fi
 expect "help" 0 "usage: hybridrt <command>" -- "$bin" help
 expect "--help" 0 "commands:" -- "$bin" --help
 expect "help run" 0 "usage: hybridrt run SCRIPT.lua" -- "$bin" help run

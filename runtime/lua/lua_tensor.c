@@ -325,12 +325,23 @@ static int tensor_newindex(lua_State *L) {
     hr_tensor *t = hr_lua_check_tensor(L, 1);
     const char *key = luaL_checkstring(L, 2);
     if (strcmp(key, "requires_grad") == 0) return set_requires_grad(L, t, lua_toboolean(L, 3));
-    if (strcmp(key, "grad") == 0 && lua_isnil(L, 3)) {
+    if (strcmp(key, "grad") == 0) {
+        /* nil drops the gradient; a tensor becomes the buffer backward accumulates into, e.g. a view
+         * of one flat gradient buffer shared by all parameters (llm.c's layout) */
+        hr_tensor *g = lua_isnil(L, 3) ? NULL : hr_lua_check_tensor(L, 3);
+        char a[96], b[96];
+        if (g && (!hr_same_shape(g, t) || g->dtype != t->dtype || !hr_tensor_is_contiguous(g)))
+            return luaL_error(L, "grad: must be a contiguous %s tensor of shape %s, got %s %s%s", hr_dtype_name(t->dtype),
+                              hr_shape_str(t, a, sizeof a), hr_dtype_name(g->dtype), hr_shape_str(g, b, sizeof b),
+                              hr_tensor_is_contiguous(g) ? "" : " (not contiguous)");
+        if (g && g->storage == t->storage)
+            return luaL_error(L, "grad: a tensor cannot be its own gradient buffer");
+        hr_tensor_retain(g);
         hr_tensor_release(t->grad);
-        t->grad = NULL;
+        t->grad = g;
         return 0;
     }
-    return luaL_error(L, "tensor field '%s' cannot be assigned (settable: requires_grad, grad = nil)", key);
+    return luaL_error(L, "tensor field '%s' cannot be assigned (settable: requires_grad, grad)", key);
 }
 
 /* ---- methods ---- */

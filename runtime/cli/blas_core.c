@@ -38,6 +38,10 @@ void hr_fix_blas_core(char **argv) {
     if (getenv("OPENBLAS_CORETYPE")) return;
     const char *want = core_for_this_cpu(), *have = openblas_get_corename();
     if (!want || !have || !is_pre_avx2_core(have)) return;
-    if (setenv("OPENBLAS_CORETYPE", want, 0) != 0) return;
-    execv("/proc/self/exe", argv); /* returns only on failure: then run on with the slow kernels */
+    /* exec the binary's real path: exec'ing /proc/self/exe itself would rename the process "exe" */
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0 || setenv("OPENBLAS_CORETYPE", want, 0) != 0) return;
+    self[len] = '\0';
+    execv(self, argv); /* returns only on failure: then run on with the slow kernels */
 }

@@ -82,12 +82,6 @@ hr_tensor *hr_tensor_empty(hr_ctx *ctx, hr_dtype dt, int ndim, const int64_t *sh
 hr_tensor *hr_tensor_zeros(hr_ctx *ctx, hr_dtype dt, int ndim, const int64_t *shape) {
     return tensor_alloc(ctx, dt, ndim, shape, true);
 }
-hr_tensor *hr_tensor_empty_like(hr_ctx *ctx, const hr_tensor *t) {
-    return tensor_alloc(ctx, t->dtype, t->ndim, t->shape, false);
-}
-hr_tensor *hr_tensor_zeros_like(hr_ctx *ctx, const hr_tensor *t) {
-    return tensor_alloc(ctx, t->dtype, t->ndim, t->shape, true);
-}
 
 hr_tensor *hr_tensor_alias(hr_ctx *ctx, const hr_tensor *t) {
     hr_tensor *a = calloc(1, sizeof *a);

@@ -48,8 +48,6 @@ typedef struct hr_tensor {
  * (bad shape, size overflow, out of memory). Contents of hr_tensor_empty are undefined. */
 hr_tensor *hr_tensor_empty(struct hr_ctx *ctx, hr_dtype dt, int ndim, const int64_t *shape);
 hr_tensor *hr_tensor_zeros(struct hr_ctx *ctx, hr_dtype dt, int ndim, const int64_t *shape);
-hr_tensor *hr_tensor_empty_like(struct hr_ctx *ctx, const hr_tensor *t);
-hr_tensor *hr_tensor_zeros_like(struct hr_ctx *ctx, const hr_tensor *t);
 
 /* A new header over t's storage with t's layout, outside autograd (no grad, no grad_fn). */
 hr_tensor *hr_tensor_alias(struct hr_ctx *ctx, const hr_tensor *t);

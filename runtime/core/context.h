@@ -15,7 +15,7 @@ typedef struct hr_ctx {
     bool grad_enabled;           /* false inside no_grad */
     bool check_nan;              /* check every op's outputs (and gradients) for NaN/Inf */
     hr_rng rng;
-    struct hr_capture *capture;  /* the graph being recorded, or NULL */
+    struct hr_graph *capture;    /* the graph being recorded, or NULL */
     uint64_t backward_passes;    /* numbers each backward's graph walk (hr_node.visit) */
     char err[HR_ERR_SIZE];       /* the last error, for the caller to report */
 } hr_ctx;

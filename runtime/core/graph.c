@@ -5,10 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct hr_capture {
-    hr_graph graph;
-};
-
 hr_node *hr_node_new(hr_ctx *ctx, hr_op_id op) {
     hr_node *n = calloc(1, sizeof *n);
     if (!n) {
@@ -77,7 +73,7 @@ static int run_forward(hr_ctx *ctx, hr_node *n) {
 }
 
 static int capture_append(hr_ctx *ctx, hr_node *n) {
-    hr_graph *g = &ctx->capture->graph;
+    hr_graph *g = ctx->capture;
     if (g->n_nodes == g->capacity) {
         int cap = g->capacity ? 2 * g->capacity : 64;
         hr_node **nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
@@ -257,35 +253,14 @@ int hr_capture_begin(hr_ctx *ctx) {
 }
 
 hr_graph *hr_capture_end(hr_ctx *ctx) {
-    if (!ctx->capture) {
-        hr_error(ctx, "capture: no capture is running");
-        return NULL;
-    }
-    hr_graph *g = malloc(sizeof *g);
-    if (!g) {
-        hr_capture_abort(ctx);
-        hr_error(ctx, "capture: out of memory");
-        return NULL;
-    }
-    *g = ctx->capture->graph;
-    free(ctx->capture);
+    hr_graph *g = ctx->capture;
+    if (!g) hr_error(ctx, "capture: no capture is running");
     ctx->capture = NULL;
     return g;
 }
 
-static void graph_clear(hr_graph *g) {
-    for (int k = 0; k < g->n_nodes; k++) {
-        for (int j = 0; j < HR_NODE_MAX_OUT; j++) hr_tensor_release(g->outputs[k * HR_NODE_MAX_OUT + j]);
-        hr_node_release(g->nodes[k]);
-    }
-    free(g->nodes);
-    free(g->outputs);
-}
-
 void hr_capture_abort(hr_ctx *ctx) {
-    if (!ctx->capture) return;
-    graph_clear(&ctx->capture->graph);
-    free(ctx->capture);
+    hr_graph_free(ctx->capture);
     ctx->capture = NULL;
 }
 
@@ -297,6 +272,11 @@ int hr_graph_forward(hr_ctx *ctx, hr_graph *g) {
 
 void hr_graph_free(hr_graph *g) {
     if (!g) return;
-    graph_clear(g);
+    for (int k = 0; k < g->n_nodes; k++) {
+        for (int j = 0; j < HR_NODE_MAX_OUT; j++) hr_tensor_release(g->outputs[k * HR_NODE_MAX_OUT + j]);
+        hr_node_release(g->nodes[k]);
+    }
+    free(g->nodes);
+    free(g->outputs);
     free(g);
 }

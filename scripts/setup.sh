@@ -2,7 +2,8 @@
 # Installs what a fresh Debian/Ubuntu machine needs to build hybridrt (skips what is present).
 set -euo pipefail
 # libopenblas-openmp-dev: OpenBLAS on OpenMP threads, shared with the kernels (see CMakeLists.txt)
-packages=(build-essential cmake pkg-config liblua5.4-dev libopenblas-dev libopenblas-openmp-dev)
+# valgrind: the memcheck test suites (scripts/test.sh --memcheck)
+packages=(build-essential cmake pkg-config liblua5.4-dev libopenblas-dev libopenblas-openmp-dev valgrind)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Builds and runs every test suite (C kernel tests, core tests, Lua tests, CLI tests) through ctest.
 # Prints one line per suite, the failures if any, and a closing line with the counts of suites and
-# of individual checks. The full output is kept in build/test-output.log. Extra arguments go to ctest.
+# of individual checks. The full output is kept in build/test-output.log.
+#   --memcheck   also run the suites under valgrind (a few minutes; CI does)
+# Other arguments go to ctest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+select=(-LE memcheck)
+if [ "${1:-}" = "--memcheck" ]; then
+    select=()
+    shift
+fi
 bash scripts/build.sh || exit 1
 log=build/test-output.log
-ctest --test-dir build -V -j"$(nproc)" "$@" >"$log" 2>&1
+ctest --test-dir build -V -j"$(nproc)" "${select[@]}" "$@" >"$log" 2>&1
 status=$?
 grep -E '^ *[0-9]+/[0-9]+ Test +#' "$log"
 if [ "$status" -ne 0 ]; then

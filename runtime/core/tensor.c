@@ -18,10 +18,7 @@ static hr_storage *storage_new(hr_ctx *ctx, int64_t nbytes, bool zero) {
         return NULL;
     }
     if (zero) memset(data, 0, rounded ? rounded : 64);
-    s->refcount = 1;
-    s->device = (hr_device){HR_DEVICE_CPU, 0};
-    s->data = data;
-    s->nbytes = nbytes;
+    *s = (hr_storage){.refcount = 1, .device = {HR_DEVICE_CPU, 0}, .data = data, .nbytes = nbytes};
     return s;
 }
 

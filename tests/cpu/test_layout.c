@@ -75,6 +75,7 @@ static void test_concat(uint64_t seed) {
                     bad += out[(o * total + base + l) * inner + e] != xs[j][(o * lens[j] + l) * inner + e];
     CHECK(bad == 0, "concat places each piece along the middle dim");
     test_fill(dout, outer * total * inner, &seed, -1, 1);
+    free(dxs[1]);
     dxs[1] = NULL; /* a piece that needs no gradient */
     hr_cpu_concat_backward_f64(outer, inner, 3, lens, dout, dxs);
     bad = 0;

@@ -1,7 +1,7 @@
 /* Tests for the Mamba-2 SSD kernels (cpu/ssd.inc): finite-difference gradients on the f64 kernel,
  * f32 against f64, an independent quadratic ("attention") form of the forward, state carrying
  * across a split sequence (forward and backward), add-into semantics and thread-count determinism.
- * SSD_TEST_SMALL=1 in the environment runs a reduced set (for valgrind). */
+ * HR_TEST_QUICK=1 in the environment runs a reduced set (for valgrind). */
 #include "cpu/kernels.h"
 #include "test_util.h"
 #include <omp.h>
@@ -357,7 +357,7 @@ static void run_case(ssd_case c, uint64_t seed) {
 }
 
 int main(void) {
-    const int small = getenv("SSD_TEST_SMALL") != NULL;
+    const int small = getenv("HR_TEST_QUICK") != NULL;
     const int64_t Ps[] = {32, 64, 128}, Ns[] = {16, 64}, Gs[] = {1, 2}, Ts[] = {1, 7, 37, 70};
     /* one thread except where determinism is checked: small parallel regions on a busy machine
      * mostly wait at barriers */

@@ -92,10 +92,16 @@ static void add_script_dir_to_path(lua_State *L, const char *script) {
     lua_pop(L, 3);
 }
 
-static int report(lua_State *L, const char *what) {
+static void report(lua_State *L, const char *what) {
     const char *msg = lua_tostring(L, -1);
     fprintf(stderr, "hybridrt: %s%s\n", what, msg ? msg : "(no message)");
-    return 1;
+}
+
+/* An error outside a protected call (only possible while setting up arg and package.path, e.g. out
+ * of memory) would make Lua abort; report it and exit instead. */
+static int panic(lua_State *L) {
+    report(L, "fatal error while preparing the script: ");
+    exit(1);
 }
 
 int hr_cmd_run(int argc, char **argv) {
@@ -120,6 +126,7 @@ int hr_cmd_run(int argc, char **argv) {
         fprintf(stderr, "hybridrt: out of memory creating the Lua state\n");
         return 1;
     }
+    lua_atpanic(L, panic);
     luaL_openlibs(L);
     hr_lua_install_searcher(L);
     int status = 1;

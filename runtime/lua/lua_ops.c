@@ -10,21 +10,6 @@
 #define T(i) hr_lua_check_tensor(L, i)
 #define OPT_T(i) hr_lua_opt_tensor(L, i)
 
-/* hr.add(a, b) etc. accept a number on one side, like the operators. */
-static int binary(lua_State *L, const char *metamethod) {
-    lua_settop(L, 2);
-    if (!hr_lua_to_tensor(L, 1) && !hr_lua_to_tensor(L, 2)) return luaL_error(L, "%s: needs at least one tensor", metamethod + 2);
-    int t_arg = hr_lua_to_tensor(L, 1) ? 1 : 2;
-    luaL_getmetafield(L, t_arg, metamethod);
-    lua_insert(L, 1);
-    lua_call(L, 2, 1);
-    return 1;
-}
-static int l_add(lua_State *L) { return binary(L, "__add"); }
-static int l_sub(lua_State *L) { return binary(L, "__sub"); }
-static int l_mul(lua_State *L) { return binary(L, "__mul"); }
-static int l_div(lua_State *L) { return binary(L, "__div"); }
-
 /* hr.matmul(a, b, [trans_a], [trans_b]) */
 static int l_matmul(lua_State *L) {
     return hr_lua_push_result(L, hr_matmul(CTX, T(1), T(2), lua_toboolean(L, 3), lua_toboolean(L, 4)));
@@ -169,7 +154,7 @@ static int l_cross_entropy(lua_State *L) {
 }
 
 static const luaL_Reg op_functions[] = {
-    {"add", l_add}, {"sub", l_sub}, {"mul", l_mul}, {"div", l_div}, {"matmul", l_matmul}, {"linear", l_linear},
+    {"matmul", l_matmul}, {"linear", l_linear},
     {"scale", l_scale}, {"affine", l_affine}, {"exp", l_exp}, {"tanh", l_tanh}, {"sigmoid", l_sigmoid},
     {"silu", l_silu}, {"gelu", l_gelu}, {"softplus", l_softplus}, {"relu", l_relu},
     {"relu_squared", l_relu_squared}, {"sum", l_sum}, {"mean", l_mean}, {"layer_norm", l_layer_norm},
@@ -186,6 +171,12 @@ static const char *const method_names[] = {"add", "sub", "mul", "div", "matmul",
 void hr_lua_open_ops(lua_State *L) {
     luaL_setfuncs(L, op_functions, 0);
     luaL_getmetatable(L, HR_TENSOR_MT);
+    /* hr.add/sub/mul/div are the operators themselves, so a number works on either side */
+    static const char *const arith[][2] = {{"add", "__add"}, {"sub", "__sub"}, {"mul", "__mul"}, {"div", "__div"}};
+    for (int i = 0; i < 4; i++) {
+        lua_getfield(L, -1, arith[i][1]);
+        lua_setfield(L, -3, arith[i][0]);
+    }
     lua_getfield(L, -1, "methods");
     for (int i = 0; method_names[i]; i++) {
         lua_getfield(L, -3, method_names[i]);

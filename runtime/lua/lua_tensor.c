@@ -585,6 +585,7 @@ static int arith(lua_State *L, hr_op_id op) {
     hr_ctx *ctx = hr_lua_ctx(L);
     hr_tensor *a = hr_lua_to_tensor(L, 1), *b = hr_lua_to_tensor(L, 2);
     if (a && b) return hr_lua_push_result(L, hr_binary(ctx, op, a, b));
+    if (!a && !b) return luaL_error(L, "%s: needs a tensor on at least one side", hr_op_name(op));
     if ((a && lua_type(L, 2) != LUA_TNUMBER) || (b && lua_type(L, 1) != LUA_TNUMBER))
         return luaL_error(L, "%s: operands must be tensors or numbers", hr_op_name(op));
     double s = lua_tonumber(L, a ? 2 : 1);

@@ -147,6 +147,7 @@ double hr_tensor_get_flat(const hr_tensor *t, int64_t flat) {
 
 void hr_tensor_set_flat(hr_tensor *t, int64_t flat, double v) {
     hr_dtype_set(t->dtype, hr_tensor_data(t), hr_tensor_flat_to_offset(t, flat), v);
+    hr_tensor_mark_written(t);
 }
 
 void hr_tensor_fill(hr_tensor *t, double v) {
@@ -154,6 +155,7 @@ void hr_tensor_fill(hr_tensor *t, double v) {
     if (hr_tensor_is_contiguous(t) && t->dtype == HR_F32) {
         float *p = hr_tensor_data(t);
         for (int64_t i = 0; i < n; i++) p[i] = (float)v;
+        hr_tensor_mark_written(t);
         return;
     }
     for (int64_t i = 0; i < n; i++) hr_tensor_set_flat(t, i, v);
@@ -163,6 +165,7 @@ void hr_tensor_copy_into(hr_tensor *dst, const hr_tensor *src) {
     int64_t n = hr_tensor_numel(src);
     if (dst->dtype == src->dtype && hr_tensor_is_contiguous(dst) && hr_tensor_is_contiguous(src)) {
         memmove(hr_tensor_data(dst), hr_tensor_data(src), (size_t)(n * (int64_t)hr_dtype_size(src->dtype)));
+        hr_tensor_mark_written(dst);
         return;
     }
     if (dst->dtype == src->dtype) { /* strided copy of raw elements: exact for every dtype */
@@ -172,6 +175,7 @@ void hr_tensor_copy_into(hr_tensor *dst, const hr_tensor *src) {
         for (int64_t i = 0; i < n; i++)
             memcpy(d + hr_tensor_flat_to_offset(dst, i) * (int64_t)es,
                    s + hr_tensor_flat_to_offset(src, i) * (int64_t)es, es);
+        hr_tensor_mark_written(dst);
         return;
     }
     for (int64_t i = 0; i < n; i++) hr_tensor_set_flat(dst, i, hr_tensor_get_flat(src, i));

@@ -67,7 +67,8 @@ int64_t hr_tensor_flat_to_offset(const hr_tensor *t, int64_t flat);
 double hr_tensor_get_flat(const hr_tensor *t, int64_t flat);
 void hr_tensor_set_flat(hr_tensor *t, int64_t flat, double v);
 void hr_tensor_fill(hr_tensor *t, double v);
-/* Records a write into t's storage (every in-place write outside an op's forward must call this). */
+/* Records a write into t's storage. hr_tensor_set_flat, hr_tensor_fill and hr_tensor_copy_into call
+ * it; code that writes a tensor's data directly must call it too. */
 static inline void hr_tensor_mark_written(hr_tensor *t) { t->storage->version++; }
 /* Copies src into dst (same shape; any strides; converts dtypes). */
 void hr_tensor_copy_into(hr_tensor *dst, const hr_tensor *src);

@@ -189,7 +189,7 @@ static void fill_random(hr_ctx *ctx, hr_tensor *t, bool normal, double a, double
         else hr_tensor_set_flat(t, i, v);
     }
     ctx->rng.offset += (uint64_t)n;
-    hr_tensor_mark_written(t);
+    hr_tensor_mark_written(t); /* the packed path writes the data directly */
 }
 
 static int l_randn(lua_State *L) {
@@ -409,7 +409,6 @@ static int m_set(lua_State *L) {
     if (lua_gettop(L) - 2 != t->ndim)
         return luaL_error(L, "set: expected %d indices and a value, got %d arguments", t->ndim, lua_gettop(L) - 1);
     hr_tensor_set_flat(t, index_args(L, t, 2), luaL_checknumber(L, t->ndim + 2));
-    hr_tensor_mark_written(t);
     lua_settop(L, 1);
     return 1;
 }
@@ -451,17 +450,13 @@ static hr_tensor *check_writable(lua_State *L, const char *what) {
 }
 
 static int m_fill_(lua_State *L) {
-    hr_tensor *t = check_writable(L, "fill_");
-    hr_tensor_fill(t, luaL_checknumber(L, 2));
-    hr_tensor_mark_written(t);
+    hr_tensor_fill(check_writable(L, "fill_"), luaL_checknumber(L, 2));
     lua_settop(L, 1);
     return 1;
 }
 
 static int m_zero_(lua_State *L) {
-    hr_tensor *t = check_writable(L, "zero_");
-    hr_tensor_fill(t, 0);
-    hr_tensor_mark_written(t);
+    hr_tensor_fill(check_writable(L, "zero_"), 0);
     lua_settop(L, 1);
     return 1;
 }
@@ -474,7 +469,6 @@ static int m_copy_(lua_State *L) {
                           hr_shape_str(t, a, sizeof a));
     }
     hr_tensor_copy_into(t, src);
-    hr_tensor_mark_written(t);
     lua_settop(L, 1);
     return 1;
 }
@@ -521,12 +515,11 @@ static int m_narrow(lua_State *L) {
 static int m_slice(lua_State *L) {
     hr_tensor *t = hr_lua_check_tensor(L, 1);
     int dim = hr_lua_check_dim(L, 2, t->ndim);
-    int64_t size = t->shape[dim], i = luaL_checkinteger(L, 3), j = luaL_optinteger(L, 4, -1);
-    if (i < 0) i += size + 1;
-    if (j < 0) j += size + 1;
+    const int64_t size = t->shape[dim], first = luaL_checkinteger(L, 3), last = luaL_optinteger(L, 4, -1);
+    const int64_t i = first < 0 ? first + size + 1 : first, j = last < 0 ? last + size + 1 : last;
     if (i < 1 || j > size || j < i - 1)
-        return luaL_error(L, "slice: %d..%d is not a range of dimension %d (size %d)", (int)luaL_checkinteger(L, 3),
-                          (int)luaL_optinteger(L, 4, -1), dim + 1, (int)size);
+        return luaL_error(L, "slice: %d..%d is not a range of dimension %d (size %d)", (int)first, (int)last, dim + 1,
+                          (int)size);
     return hr_lua_push_result(L, hr_narrow(hr_lua_ctx(L), t, dim, i - 1, j - i + 1));
 }
 

@@ -2,8 +2,9 @@
 # Installs what a fresh Debian/Ubuntu machine needs to build hybridrt (skips what is present).
 set -euo pipefail
 # libopenblas-openmp-dev: OpenBLAS on OpenMP threads, shared with the kernels (see CMakeLists.txt)
+# libcjson-dev: the JSON header of safetensors files (runtime/io)
 # valgrind: the memcheck test suites (scripts/test.sh --memcheck)
-packages=(build-essential cmake pkg-config liblua5.4-dev libopenblas-dev libopenblas-openmp-dev valgrind)
+packages=(build-essential cmake pkg-config liblua5.4-dev libopenblas-dev libopenblas-openmp-dev libcjson-dev valgrind)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

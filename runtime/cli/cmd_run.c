@@ -67,6 +67,16 @@ static void push_args(lua_State *L, const char *script, int argc, char **argv) {
  * error message; returns the lua_load status. */
 static int load_script(lua_State *L, const char *script) {
     if (access(script, F_OK) == 0) return luaL_loadfilex(L, script, "t");
+    const char *lua_dir = getenv("HYBRIDRT_LUA_PATH");
+    if (lua_dir && *lua_dir && !strchr(script, '/')) { /* the source lua/ folder replaces the bundle */
+        const char *path = lua_pushfstring(L, "%s/%s", lua_dir, script);
+        if (access(path, F_OK) == 0) {
+            int rc = luaL_loadfilex(L, path, "t");
+            lua_remove(L, -2);
+            return rc;
+        }
+        lua_pop(L, 1);
+    }
     size_t size;
     const char *src = strchr(script, '/') ? NULL : hr_lua_bundled(script, &size);
     if (!src) {

@@ -5,6 +5,8 @@
 
 int hr_cmd_run(int argc, char **argv);
 int hr_cmd_version(int argc, char **argv);
+int hr_cmd_check(int argc, char **argv);
+int hr_cmd_tokenize(int argc, char **argv);
 
 /* Re-executes the binary with OPENBLAS_CORETYPE set when OpenBLAS picked kernels far below what the
  * CPU supports (blas_core.c); returns when nothing needs doing. */

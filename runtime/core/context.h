@@ -6,12 +6,17 @@
 #include <stdbool.h>
 
 #include "core/op.h"
+#include "core/optim.h"
 #include "core/rng.h"
 
 #define HR_ERR_SIZE 1024
 
 typedef struct hr_ctx {
     hr_op ops[HR_OP_COUNT];      /* filled by each backend's registration */
+    hr_optim_fns optim[HR_DEVICE_KINDS]; /* optimizer primitives per device, also registered */
+    /* Host linear algebra for initialisation (orthogonal matrices), registered by the CPU backend:
+     * replaces an m x n column-major matrix (m >= n) by its orthonormal QR factor; -1 on failure. */
+    int (*orthonormalize)(int64_t m, int64_t n, double *a);
     bool grad_enabled;           /* false inside no_grad */
     bool check_nan;              /* check every op's outputs (and gradients) for NaN/Inf */
     hr_rng rng;

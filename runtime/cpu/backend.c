@@ -409,6 +409,23 @@ static int cross_entropy_backward(hr_ctx *ctx, hr_node *n) {
     return 0;
 }
 
+/* ---- optimizer primitives (core/optim.h) ---- */
+
+static int cpu_adamw(hr_ctx *ctx, hr_tensor *p, const hr_tensor *g, hr_tensor *m, hr_tensor *v,
+                     const hr_adamw_params *hp) {
+    (void)ctx;
+    double bias1 = 1 - pow(hp->beta1, (double)hp->step), bias2 = 1 - pow(hp->beta2, (double)hp->step);
+    KERNEL(p->dtype, hr_cpu_adamw, hr_tensor_numel(p), DATA(p), DATA(g), DATA(m), DATA(v), hp->lr, hp->beta1,
+           hp->beta2, hp->eps, hp->weight_decay, bias1, bias2, hp->grad_scale);
+    return 0;
+}
+
+static int cpu_sum_squares(hr_ctx *ctx, const hr_tensor *x, double *out) {
+    if (KERNEL(x->dtype, hr_cpu_sum_squares, hr_tensor_numel(x), DATA(x), out))
+        return hr_error(ctx, "sum_squares: out of memory for partial sums");
+    return 0;
+}
+
 void hr_cpu_register(hr_ctx *ctx) {
     static const struct { hr_op_id op; hr_op_fn fwd, bwd; } table[] = {
         {HR_OP_VIEW, view_forward, view_backward},
@@ -446,4 +463,6 @@ void hr_cpu_register(hr_ctx *ctx) {
         ctx->ops[table[i].op].forward[HR_DEVICE_CPU] = table[i].fwd;
         ctx->ops[table[i].op].backward[HR_DEVICE_CPU] = table[i].bwd;
     }
+    ctx->optim[HR_DEVICE_CPU] = (hr_optim_fns){.adamw = cpu_adamw, .sum_squares = cpu_sum_squares};
+    ctx->orthonormalize = hr_cpu_orthonormalize;
 }

@@ -24,6 +24,8 @@
 #include <stddef.h>
 
 #define HR_CPU_ENOMEM 1
+/* Elements per partial sum of hr_cpu_sum_squares_* (optim.h). */
+#define HR_CPU_SUMSQ_BLOCK 16384
 
 /* Unary activations understood by hr_cpu_unary_* (elementwise.h). */
 typedef enum {
@@ -72,6 +74,7 @@ static inline double hr_fast_exp_f64(double x) { return exp(x); }
 #include "cpu/loss.h"
 #include "cpu/wkv6.h"
 #include "cpu/ssd.h"
+#include "cpu/optim.h"
 #undef REAL
 #undef K
 
@@ -85,6 +88,7 @@ static inline double hr_fast_exp_f64(double x) { return exp(x); }
 #include "cpu/loss.h"
 #include "cpu/wkv6.h"
 #include "cpu/ssd.h"
+#include "cpu/optim.h"
 #undef REAL
 #undef K
 

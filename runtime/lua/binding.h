@@ -34,6 +34,9 @@ int hr_lua_check_shape(lua_State *L, int first, int64_t *shape);
 void hr_lua_open_tensor(lua_State *L);   /* registers the metatable; methods go into the table on top */
 void hr_lua_open_ops(lua_State *L);      /* adds the op functions to the table on top */
 void hr_lua_open_autograd(lua_State *L); /* no_grad, capture, graph metatable */
+void hr_lua_open_io(lua_State *L);       /* safetensors and token files */
+void hr_lua_open_optim(lua_State *L);    /* adamw_, sum_squares */
+void hr_lua_open_system(lua_State *L);   /* isatty, mkdir, Ctrl-C, source_dir */
 
 /* `require "hybridrt.core"` */
 int luaopen_hybridrt_core(lua_State *L);

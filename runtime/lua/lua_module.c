@@ -265,6 +265,9 @@ int luaopen_hybridrt_core(lua_State *L) {
     luaL_newlib(L, module_functions);
     hr_lua_open_tensor(L);
     hr_lua_open_ops(L);
+    hr_lua_open_io(L);
+    hr_lua_open_optim(L);
+    hr_lua_open_system(L);
     lua_pushstring(L, HR_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/graph.h"
+#include "core/init.h"
 #include "core/ops.h"
 #include "lua/binding.h"
 
@@ -485,6 +486,14 @@ static int m_uniform_(lua_State *L) {
     return 1;
 }
 
+/* t:orthogonal_([gain = 1]): torch.nn.init.orthogonal_ (RWKV-LM initialises its projections so). */
+static int m_orthogonal_(lua_State *L) {
+    if (hr_init_orthogonal(hr_lua_ctx(L), check_writable(L, "orthogonal_"), luaL_optnumber(L, 2, 1)))
+        return hr_lua_raise(L);
+    lua_settop(L, 1);
+    return 1;
+}
+
 static int m_view(lua_State *L) {
     hr_tensor *t = hr_lua_check_tensor(L, 1);
     int64_t shape[HR_MAX_DIMS];
@@ -602,6 +611,7 @@ static const luaL_Reg tensor_methods[] = {
     {"requires_grad_", m_requires_grad_}, {"numel", m_numel}, {"dim", m_dim}, {"size", m_size},
     {"is_contiguous", m_is_contiguous}, {"get", m_get}, {"set", m_set}, {"item", m_item}, {"totable", m_totable},
     {"fill_", m_fill_}, {"zero_", m_zero_}, {"copy_", m_copy_}, {"normal_", m_normal_}, {"uniform_", m_uniform_},
+    {"orthogonal_", m_orthogonal_},
     {"view", m_view}, {"reshape", m_view}, {"transpose", m_transpose}, {"t", m_t}, {"narrow", m_narrow}, {"slice", m_slice},
     {"contiguous", m_contiguous}, {"clone", m_clone}, {"to", m_to}, {"detach", m_detach},
     {"backward", m_backward}, {"zero_grad", m_zero_grad}, {"close", tensor_release}, {NULL, NULL}};

@@ -92,5 +92,38 @@ expect "HYBRIDRT_CHECK_NAN=1" 1 "nan check: op 'exp'" -- env HYBRIDRT_CHECK_NAN=
 
 expect "CPU benchmark script runs" 0 "ssd_scan P=64 N=64 +[0-9.]+ +[0-9.]+" -- "$bin" run "$src/scripts/bench_cpu.lua" B=2 T=8 repeat=1
 
+# tokenize: text to a token file of 2-byte ids (32-byte header), written all or nothing
+printf 'hello tokens\n' >in1.txt
+printf 'second file' >in2.txt
+expect "tokenize" 0 "tokenize: 2 files, 24 bytes in, 24 tokens out" -- "$bin" tokenize in1.txt in2.txt -o tok.bin
+size=$(wc -c <tok.bin 2>/dev/null || echo 0)
+if [ "$size" -eq $((32 + 2 * 24)) ] && [ "$(head -c 8 tok.bin)" = "HRTOKENS" ]; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+    echo "FAIL tokenize output: $size bytes, want $((32 + 2 * 24)) starting HRTOKENS" >&2
+fi
+printf 'local ds = hr.open_tokens("tok.bin")\nprint("tokens", ds:len(), ds.vocab, string.char(ds:get(0), ds:get(23)))\n' >readtok.lua
+expect "tokenize output reads back" 0 "tokens.24.256.he" -- "$bin" run readtok.lua
+expect "tokenize from stdin" 0 "1 file, 5 bytes in" -- bash -c "printf abcde | '$bin' tokenize - -o stdin.bin"
+expect "tokenize --help" 0 "usage: hybridrt tokenize IN" -- "$bin" tokenize --help
+expect "help tokenize" 0 "--tokenizer" -- "$bin" help tokenize
+expect "tokenize missing input" 1 "cannot read 'nope.txt': No such file" -- "$bin" tokenize in1.txt nope.txt -o miss.bin
+expect "tokenize without -o" 2 "missing the output file" -- "$bin" tokenize in1.txt
+expect "tokenize without inputs" 2 "no input files" -- "$bin" tokenize -o x.bin
+expect "tokenize unknown tokenizer" 2 "unsupported tokenizer 'gpt2': only 'bytes' is available" -- \
+    "$bin" tokenize in1.txt -o x.bin --tokenizer gpt2
+: >empty.txt
+expect "tokenize empty input" 1 "input is empty" -- "$bin" tokenize empty.txt -o empty.bin
+expect "tokenize unwritable output" 1 "cannot write 'nodir/x.bin'" -- "$bin" tokenize in1.txt -o nodir/x.bin
+cp tok.bin keep.bin
+expect "tokenize failure keeps the old output" 1 "cannot read" -- "$bin" tokenize in1.txt nope.txt -o keep.bin
+if cmp -s tok.bin keep.bin && [ ! -e miss.bin ] && [ ! -e x.bin ] && [ ! -e empty.bin ] && ! ls ./*.tmp.* >/dev/null 2>&1; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+    echo "FAIL failed tokenize runs left files behind or changed keep.bin: $(ls)" >&2
+fi
+
 echo "cli: $passed checks passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,116 @@
+-- Checkpoints: one safetensors file holding the parameters under their reference names, the AdamW
+-- moments (optimizer.exp_avg.NAME, optimizer.exp_avg_sq.NAME), and string metadata: the format tag,
+-- the model config (model.*), the training state (train.*: step, seed, data position, RNG, options)
+-- and the tokenizer. hr.save_safetensors writes it atomically (temp file + rename), so a crash or a
+-- failed save never leaves a broken file under the real name. docs/checkpoints.md lists the names.
+local hr = require "hybridrt.core"
+local model_lib = require "hybridrt.nn.model"
+
+local M = {}
+
+M.FORMAT = "hybridrt-checkpoint-1"
+
+local function encode(v)
+  if math.type(v) == "float" then return string.format("%.17g", v) end
+  return tostring(v)
+end
+
+local function decode(s)
+  if s == "true" then return true elseif s == "false" then return false end
+  return tonumber(s) or s
+end
+
+-- Writes model (and optimizer, when given) with the train table as train.* metadata.
+function M.save(path, model, optimizer, train)
+  local tensors, meta = {}, {format = M.FORMAT, tokenizer = "bytes"}
+  for _, e in ipairs(model.store.list) do
+    tensors[e.name] = e.tensor
+    if optimizer then
+      tensors["optimizer.exp_avg." .. e.name] = optimizer.m:narrow(1, e.offset + 1, e.numel):view(e.shape)
+      tensors["optimizer.exp_avg_sq." .. e.name] = optimizer.v:narrow(1, e.offset + 1, e.numel):view(e.shape)
+    end
+  end
+  for _, k in ipairs(model_lib.fields) do
+    if model.cfg[k] ~= nil then meta["model." .. k] = encode(model.cfg[k]) end
+  end
+  for k, v in pairs(train or {}) do meta["train." .. k] = encode(v) end
+  if optimizer then meta["train.optimizer_step"] = encode(optimizer.step_count) end
+  hr.save_safetensors(path, tensors, meta)
+end
+
+-- Reads a checkpoint: tensors, the model config, the train table and the raw metadata.
+function M.read(path)
+  local tensors, meta = hr.load_safetensors(path)
+  if meta.format ~= M.FORMAT then
+    error(string.format("%s: not a hybridrt checkpoint (metadata format is %s, expected %s)", path,
+                        tostring(meta.format), M.FORMAT), 0)
+  end
+  local cfg, train = {}, {}
+  for k, v in pairs(meta) do
+    local field = k:match("^model%.(.+)$")
+    if field then cfg[field] = decode(v) end
+    local tkey = k:match("^train%.(.+)$")
+    if tkey then train[tkey] = decode(v) end
+  end
+  return tensors, cfg, train, meta
+end
+
+-- Copies the checkpoint's tensors into model (and optimizer). Every parameter must be present with
+-- the same shape; the error lists what differs (missing, unexpected, other shape).
+function M.restore(path, tensors, model, optimizer)
+  local problems, seen = {}, {}
+  local function shape_str(s) return "(" .. table.concat(s, ", ") .. ")" end
+  local function want(name, shape)
+    seen[name] = true
+    local t = tensors[name]
+    if not t then problems[#problems + 1] = "missing " .. name; return nil end
+    local ts = t.shape
+    local same = #ts == #shape
+    for i = 1, #shape do same = same and ts[i] == shape[i] end
+    if not same then
+      problems[#problems + 1] = string.format("%s is %s in the checkpoint, %s in the model", name, shape_str(ts),
+                                              shape_str(shape))
+      return nil
+    end
+    return t
+  end
+  local copies = {}
+  for _, e in ipairs(model.store.list) do
+    local t = want(e.name, e.shape)
+    if t then copies[#copies + 1] = {e.tensor:detach(), t} end
+    if optimizer then
+      local m = want("optimizer.exp_avg." .. e.name, e.shape)
+      local v = want("optimizer.exp_avg_sq." .. e.name, e.shape)
+      if m then copies[#copies + 1] = {optimizer.m:narrow(1, e.offset + 1, e.numel):view(e.shape), m} end
+      if v then copies[#copies + 1] = {optimizer.v:narrow(1, e.offset + 1, e.numel):view(e.shape), v} end
+    end
+  end
+  for name in pairs(tensors) do
+    if not seen[name] and not (not optimizer and name:find("^optimizer%.")) then
+      problems[#problems + 1] = "unexpected " .. name
+    end
+  end
+  if #problems > 0 then
+    table.sort(problems)
+    local shown = {}
+    for i = 1, math.min(#problems, 12) do shown[i] = "  " .. problems[i] end
+    if #problems > 12 then shown[#shown + 1] = string.format("  ... and %d more", #problems - 12) end
+    error(string.format("%s does not match this model's config (%d tensors differ):\n%s", path, #problems,
+                        table.concat(shown, "\n")), 0)
+  end
+  for _, c in ipairs(copies) do
+    if c[2].dtype ~= "f32" then c[2] = c[2]:to("f32") end
+    c[1]:copy_(c[2])
+  end
+end
+
+-- hr.load_checkpoint(path) -> model, cfg: the model rebuilt from the checkpoint's config, with its weights.
+function M.load_model(path)
+  local tensors, cfg, train = M.read(path)
+  local ok, model = pcall(model_lib.build, cfg)
+  if not ok then error(string.format("%s: its model config is invalid: %s", path, tostring(model)), 0) end
+  M.restore(path, tensors, model, nil)
+  return model, model.cfg, train
+end
+
+return M

@@ -92,6 +92,7 @@ hr.no_grad(function()
   end
 end)
 io.write("\n")
+io.flush()
 local dt = hr.clock() - t0
 io.stderr:write(string.format("sampled %d tokens in %.2f s (%.1f tokens/s, recurrent mode)\n", o.tokens, dt,
                               o.tokens / math.max(dt, 1e-9)))

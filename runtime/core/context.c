@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "core/graph.h"
 
@@ -38,3 +39,9 @@ int hr_error(hr_ctx *ctx, const char *fmt, ...) {
 }
 
 const char *hr_last_error(const hr_ctx *ctx) { return ctx->err; }
+
+double hr_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -11,6 +11,12 @@
 
 #define HR_ERR_SIZE 1024
 
+/* Wall time spent in one op's kernels while profiling is on (hr.profile). */
+typedef struct hr_op_time {
+    double fwd_s, bwd_s;
+    int64_t fwd_calls, bwd_calls;
+} hr_op_time;
+
 typedef struct hr_ctx {
     hr_op ops[HR_OP_COUNT];      /* filled by each backend's registration */
     hr_optim_fns optim[HR_DEVICE_KINDS]; /* optimizer primitives per device, also registered */
@@ -22,6 +28,9 @@ typedef struct hr_ctx {
     hr_rng rng;
     struct hr_graph *capture;    /* the graph being recorded, or NULL */
     uint64_t backward_passes;    /* numbers each backward's graph walk (hr_node.visit) */
+    bool profiling;              /* accumulate op_time (off by default: two clock reads per op) */
+    hr_op_time op_time[HR_OP_COUNT];
+    double grad_zero_s;          /* backward's zeroing of intermediate gradients, while profiling */
     char err[HR_ERR_SIZE];       /* the last error, for the caller to report */
 } hr_ctx;
 
@@ -32,5 +41,8 @@ void hr_ctx_destroy(hr_ctx *ctx);
 /* Sets the error message (printf style) and returns -1 so callers can `return hr_error(...)`. */
 int hr_error(hr_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *hr_last_error(const hr_ctx *ctx);
+
+/* Seconds on a monotonic wall clock. */
+double hr_now(void);
 
 #endif

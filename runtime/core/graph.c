@@ -54,7 +54,12 @@ static int run_forward(hr_ctx *ctx, hr_node *n) {
     hr_device_kind dev = n->out[0] ? n->out[0]->storage->device.kind : HR_DEVICE_CPU;
     hr_op_fn fwd = ctx->ops[n->op].forward[dev];
     if (!fwd) return hr_error(ctx, "%s: no implementation on this device", hr_op_name(n->op));
+    double t0 = ctx->profiling ? hr_now() : 0;
     if (fwd(ctx, n)) return -1;
+    if (ctx->profiling) {
+        ctx->op_time[n->op].fwd_s += hr_now() - t0;
+        ctx->op_time[n->op].fwd_calls++;
+    }
     for (int j = 0; j < n->n_out; j++) /* a view writes nothing: its output is its input's storage */
         if (n->out[j] && !(n->n_in && n->in[0] && n->out[j]->storage == n->in[0]->storage))
             hr_tensor_mark_written(n->out[j]);
@@ -199,6 +204,7 @@ int hr_backward(hr_ctx *ctx, hr_tensor *root, bool keep_graph_grads) {
     }
     int rc = 0;
     /* Intermediate gradients start at zero; leaf gradients accumulate across backward calls. */
+    double t_zero = ctx->profiling ? hr_now() : 0;
     for (int k = 0; k < order.n && !rc; k++) {
         hr_node *n = order.items[k];
         for (int j = 0; j < n->n_out && !rc; j++)
@@ -206,6 +212,7 @@ int hr_backward(hr_ctx *ctx, hr_tensor *root, bool keep_graph_grads) {
         for (int i = 0; i < n->n_in && !rc; i++)
             if (n->in[i] && n->in[i]->requires_grad && !n->in[i]->grad_fn) rc = ensure_grad(ctx, n->in[i], false);
     }
+    if (ctx->profiling) ctx->grad_zero_s += hr_now() - t_zero;
     if (!rc) hr_tensor_set_flat(root->grad, 0, 1.0);
     for (int k = order.n - 1; k >= 0 && !rc; k--) {
         hr_node *n = order.items[k];
@@ -220,7 +227,14 @@ int hr_backward(hr_ctx *ctx, hr_tensor *root, bool keep_graph_grads) {
                 rc = hr_error(ctx, "backward: input %d of op '%s' was written in place after the forward read it, so "
                                    "its gradient would be computed from stale values; run the forward again "
                                    "(graph:forward()) after changing inputs", i + 1, hr_op_name(n->op));
-        if (!rc) rc = bwd(ctx, n);
+        if (!rc) {
+            double t0 = ctx->profiling ? hr_now() : 0;
+            rc = bwd(ctx, n);
+            if (ctx->profiling) {
+                ctx->op_time[n->op].bwd_s += hr_now() - t0;
+                ctx->op_time[n->op].bwd_calls++;
+            }
+        }
         for (int i = 0; i < n->n_in && !rc && ctx->check_nan; i++) {
             const char *bad = non_finite(hr_node_in_grad(n, i));
             if (bad)

@@ -204,9 +204,55 @@ static int g_tostring(lua_State *L) {
 
 /* hr.clock() -> seconds on a monotonic wall clock (for timing; os.clock counts CPU time of all threads). */
 static int l_clock(lua_State *L) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+    lua_pushnumber(L, (lua_Number)hr_now());
+    return 1;
+}
+
+/* hr.profile(true) clears the per-op times and starts accumulating them; hr.profile(false) stops.
+ * Returns the times so far: {ops = {{name, fwd_s, bwd_s, fwd_calls, bwd_calls}, ...} (ops that ran,
+ * slowest first), grad_zero_s = backward's zeroing of intermediate gradients}. */
+static int l_profile(lua_State *L) {
+    hr_ctx *ctx = hr_lua_ctx(L);
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TBOOLEAN);
+        bool on = lua_toboolean(L, 1);
+        if (on) {
+            memset(ctx->op_time, 0, sizeof ctx->op_time);
+            ctx->grad_zero_s = 0;
+        }
+        ctx->profiling = on;
+    }
+    int order[HR_OP_COUNT], n = 0;
+    for (int i = 0; i < HR_OP_COUNT; i++)
+        if (ctx->op_time[i].fwd_calls || ctx->op_time[i].bwd_calls) order[n++] = i;
+    for (int a = 1; a < n; a++) /* insertion sort by total time, slowest first */
+        for (int b = a; b > 0; b--) {
+            const hr_op_time *x = &ctx->op_time[order[b]], *y = &ctx->op_time[order[b - 1]];
+            if (x->fwd_s + x->bwd_s <= y->fwd_s + y->bwd_s) break;
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    lua_createtable(L, 0, 2);
+    lua_createtable(L, n, 0);
+    for (int k = 0; k < n; k++) {
+        const hr_op_time *t = &ctx->op_time[order[k]];
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, hr_op_name((hr_op_id)order[k]));
+        lua_setfield(L, -2, "name");
+        lua_pushnumber(L, t->fwd_s);
+        lua_setfield(L, -2, "fwd_s");
+        lua_pushnumber(L, t->bwd_s);
+        lua_setfield(L, -2, "bwd_s");
+        lua_pushinteger(L, t->fwd_calls);
+        lua_setfield(L, -2, "fwd_calls");
+        lua_pushinteger(L, t->bwd_calls);
+        lua_setfield(L, -2, "bwd_calls");
+        lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "ops");
+    lua_pushnumber(L, ctx->grad_zero_s);
+    lua_setfield(L, -2, "grad_zero_s");
     return 1;
 }
 
@@ -243,7 +289,8 @@ static const luaL_Reg module_functions[] = {
     {"no_grad", l_no_grad}, {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
     {"set_check_nan", l_set_check_nan}, {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state},
     {"set_rng_state", l_set_rng_state}, {"capture", l_capture}, {"set_num_threads", l_set_num_threads},
-    {"num_threads", l_num_threads}, {"build_info", l_build_info}, {"clock", l_clock}, {NULL, NULL}};
+    {"num_threads", l_num_threads}, {"build_info", l_build_info}, {"clock", l_clock}, {"profile", l_profile},
+    {NULL, NULL}};
 
 static const luaL_Reg graph_methods[] = {
     {"forward", g_forward}, {"backward", g_backward}, {"step", g_step}, {"size", g_size}, {"close", g_close},

@@ -82,10 +82,17 @@ t.case("reference initialisation", function()
   t.check(worst < 1e-5, "receptance is orthogonal: |W W^T - I| = " .. worst)
   local key = p["blocks.0.att.key.weight"]:detach()
   t.near(hr.sum_squares(key), 0.01 * C, 1e-4, "key is orthogonal with gain 0.1")
-  -- emb uniform in +-1e-4
+  -- tied emb (also the head): normal, std 0.02; untied: uniform in +-1e-4 and an orthogonal head
+  local std = math.sqrt(hr.sum_squares(p["emb.weight"]) / (256 * C))
+  t.check(std > 0.019 and std < 0.021, "tied emb std 0.02: " .. std)
+  hr.manual_seed(5)
+  local untied = {}
+  for name, v in hr.build_model(small({n_layer = 3, tie_embeddings = false})):named_parameters() do untied[name] = v end
   local emax = 0
-  for _, v in ipairs(p["emb.weight"]:reshape(256 * C):totable()) do emax = math.max(emax, math.abs(v)) end
-  t.check(emax <= 1e-4 and emax > 5e-5, "emb within 1e-4: " .. emax)
+  for _, v in ipairs(untied["emb.weight"]:reshape(256 * C):totable()) do emax = math.max(emax, math.abs(v)) end
+  t.check(emax <= 1e-4 and emax > 5e-5, "untied emb within 1e-4: " .. emax)
+  -- head gain 0.5 sqrt(V / C) = 1 here: orthogonal rows (V > C), so H^T H = I and |H|^2 = C
+  t.near(hr.sum_squares(untied["head.weight"]), C, 1e-3 * C, "untied head orthogonal, gain 0.5 sqrt(V/C)")
   -- Mamba: A = exp(A_log) in [1, 16]; dt = softplus(dt_bias) in [0.001, 0.1]; D = 1
   for h = 1, 4 do
     local A = math.exp(p["blocks.0.mamba.A_log"]:get(h))

@@ -101,7 +101,11 @@ function M.build(cfg)
   local top = {}
   local function opts(component, lr_mult) return {component = component, lr_mult = lr_mult} end
 
-  store:add(top, "emb", "emb.weight", {V, C}, init.uniform(-1e-4, 1e-4), opts("embedding"))
+  -- A tied matrix is also the LM head, and RWKV-LM's +-1e-4 input embedding (meant for an untied
+  -- model with a large orthogonal head) would make it a near-zero head that starves every block of
+  -- gradient. Tied, it starts as mamba_ssm's tied MambaLMHeadModel (and GPT-2) do: normal, std 0.02.
+  local emb_init = cfg.tie_embeddings and init.normal(0.02) or init.uniform(-1e-4, 1e-4)
+  store:add(top, "emb", "emb.weight", {V, C}, emb_init, opts("embedding"))
   for l = 0, cfg.n_layer - 1 do
     local pre = "blocks." .. l .. "."
     local blk = {p = {}}

@@ -1,0 +1,81 @@
+-- hybridrt run scripts/bench_train.lua [presets=tiny,small,...] [batch=16] [seq=64] [repeat=3] [threads=N]
+--
+-- Tokens per second of a whole training step (forward, backward and the AdamW update, the graph
+-- replayed from one capture as train.lua runs it) for each model preset on this machine. Prints the
+-- parameter count, milliseconds per step (median of `repeat` steps after one warm-up), tokens/s and
+-- the arithmetic rate of the step (6 x parameters x tokens, a lower bound on the FLOPs: it leaves out
+-- the recurrences). Synthetic token ids: the speed does not depend on the data. profile=true also
+-- prints where each preset's step spends its time, op by op (hr.profile).
+local hr = require "hybridrt"
+local model_lib = require "hybridrt.nn.model"
+local optim = require "hybridrt.optim"
+local o = arg.opts
+
+if o.help or arg[1] == "--help" or arg[1] == "-h" then
+  print("usage: hybridrt run scripts/bench_train.lua [presets=tiny,small,medium,large,rwkv6,mamba2] " ..
+        "[batch=16] [seq=64] [repeat=3] [threads=N] [profile=true]")
+  return
+end
+local B, T, reps = o.batch or 16, o.seq or 64, o["repeat"] or 3
+if math.type(B) ~= "integer" or B < 1 or math.type(T) ~= "integer" or T < 1 then
+  error("bench_train: batch and seq must be positive integers", 0)
+end
+if math.type(reps) ~= "integer" or reps < 1 then error("bench_train: repeat must be a positive integer", 0) end
+if o.threads then hr.set_num_threads(o.threads) end
+local presets = {}
+for name in tostring(o.presets or table.concat(model_lib.preset_names, ",")):gmatch("[^,]+") do
+  if not model_lib.presets[name] then
+    error(string.format("bench_train: unknown preset '%s' (valid: %s)", name,
+                        table.concat(model_lib.preset_names, ", ")), 0)
+  end
+  presets[#presets + 1] = name
+end
+
+local function median(xs) table.sort(xs); return xs[(#xs + 1) // 2] end
+
+print(string.format("hybridrt training-step benchmark: batch %d x seq %d = %d tokens/step, %d threads, f32, CPU, " ..
+                    "median of %d", B, T, B * T, hr.num_threads(), reps))
+print(string.format("%-8s %-7s %10s %12s %12s %12s", "preset", "arch", "params", "ms/step", "tokens/s", "GFLOP/s"))
+for _, name in ipairs(presets) do
+  hr.manual_seed(1)
+  local model = hr.build_model({preset = name})
+  local opt = optim.adamw(model.store, {weight_decay = 0.1, clip = 1.0})
+  local ids = {}
+  for i = 1, B * T do ids[i] = (i * 7919 + 13) % 256 end
+  local x = hr.tensor(ids, "i64"):view(B, T)
+  local y = x:clone()
+  local graph, loss = hr.capture(function() return model:loss(x, y) end)
+  local times = {}
+  for r = 0, reps do
+    local t0 = hr.clock()
+    opt:zero_grad()
+    graph:step(loss)
+    opt:step(1e-4)
+    if r > 0 then times[#times + 1] = hr.clock() - t0 end
+  end
+  if o.profile then
+    hr.profile(true)
+    for _ = 1, reps do
+      opt:zero_grad()
+      graph:step(loss)
+    end
+    local prof = hr.profile(false)
+    local total = 0
+    for _, op in ipairs(prof.ops) do total = total + op.fwd_s + op.bwd_s end
+    total = total + prof.grad_zero_s
+    print(string.format("  %-18s %9s %9s %7s", "op (per step)", "fwd ms", "bwd ms", "share"))
+    for _, op in ipairs(prof.ops) do
+      print(string.format("  %-18s %9.1f %9.1f %6.1f%%", op.name, op.fwd_s / reps * 1e3, op.bwd_s / reps * 1e3,
+                          100 * (op.fwd_s + op.bwd_s) / total))
+    end
+    print(string.format("  %-18s %9s %9.1f %6.1f%%", "(zero grads)", "", prof.grad_zero_s / reps * 1e3,
+                        100 * prof.grad_zero_s / total))
+  end
+  graph:close()
+  local t = median(times)
+  local n = model:num_parameters()
+  print(string.format("%-8s %-7s %10s %12.1f %12.0f %12.1f", name, model.cfg.arch, model_lib.human(n), t * 1e3,
+                      B * T / t, 6 * n * B * T / t / 1e9))
+  model, opt, graph, loss = nil, nil, nil, nil
+  collectgarbage()
+end

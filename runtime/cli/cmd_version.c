@@ -16,7 +16,9 @@
 int hr_cmd_version(int argc, char **argv) {
     if (hr_wants_help(argc, argv)) {
         printf("usage: hybridrt version\n\nPrints the hybridrt version and build, the Lua and BLAS libraries, the CPU\n"
-               "thread count and the state of the GPU backend.\n");
+               "thread count, and the CUDA driver, NVRTC and cuBLAS found (each opened at run time;\n"
+               "HYBRIDRT_CUDA_DRIVER_LIBRARY, HYBRIDRT_NVRTC_LIBRARY and HYBRIDRT_CUBLAS_LIBRARY name files\n"
+               "to use instead), or why not.\n");
         return 0;
     }
     printf("hybridrt %s (%s build, C11, gcc %s)\n", HR_VERSION, HR_BUILD_TYPE, __VERSION__);
@@ -25,6 +27,6 @@ int hr_cmd_version(int argc, char **argv) {
     printf("BLAS:    OpenBLAS (%s; %s kernels; %s threads)\n", openblas_get_config(), openblas_get_corename(),
            parallel == 2 ? "OpenMP" : parallel == 1 ? "pthread" : "no");
     printf("threads: %d (OpenMP; set OMP_NUM_THREADS to change)\n", omp_get_max_threads());
-    printf("CUDA:    not available: this build has the CPU backend only\n");
+    hr_print_gpu_libraries();
     return 0;
 }

@@ -7,6 +7,10 @@ int hr_cmd_run(int argc, char **argv);
 int hr_cmd_version(int argc, char **argv);
 int hr_cmd_check(int argc, char **argv);
 int hr_cmd_tokenize(int argc, char **argv);
+int hr_cmd_devices(int argc, char **argv);
+
+/* Prints the CUDA driver, NVRTC and cuBLAS lines of `hybridrt version` (gpu_report.c). */
+void hr_print_gpu_libraries(void);
 
 /* Re-executes the binary with OPENBLAS_CORETYPE set when OpenBLAS picked kernels far below what the
  * CPU supports (blas_core.c); returns when nothing needs doing. */

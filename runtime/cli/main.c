@@ -14,7 +14,8 @@ typedef struct {
 static const command commands[] = {
     {"run", hr_cmd_run, "run a Lua script: hybridrt run SCRIPT.lua [key=value ...]"},
     {"tokenize", hr_cmd_tokenize, "text files to a token file: hybridrt tokenize IN... -o OUT.bin"},
-    {"version", hr_cmd_version, "show the versions of hybridrt, Lua and BLAS"},
+    {"version", hr_cmd_version, "show the versions of hybridrt, Lua, BLAS, the CUDA driver, NVRTC and cuBLAS"},
+    {"devices", hr_cmd_devices, "list the GPUs: name, SM architecture, memory, driver"},
     {"check", hr_cmd_check, "the validation gates G1-G4 on a fresh model: hybridrt check [key=value ...]"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

@@ -43,6 +43,16 @@ expect "--help" 0 "commands:" -- "$bin" --help
 expect "help run" 0 "usage: hybridrt run SCRIPT.lua" -- "$bin" help run
 expect "run --help" 0 "arg.opts" -- "$bin" run --help
 expect "version --help" 0 "usage: hybridrt version" -- "$bin" version --help
+# the GPU libraries: each line says what was found, or why not
+expect "version names the CUDA driver" 0 "^CUDA: +(driver [0-9]+\.[0-9]+ |not usable, the CPU backend runs: )" -- "$bin" version
+expect "version names NVRTC" 0 "^NVRTC: +([0-9]+\.[0-9]+ \(.*\); targets sm_[0-9]+|not found: )" -- "$bin" version
+expect "version names cuBLAS" 0 "^cuBLAS: +([0-9]+\.[0-9]+\.[0-9]+ |not found: )" -- "$bin" version
+expect "version with a missing NVRTC" 0 "^NVRTC: +not found: HYBRIDRT_NVRTC_LIBRARY=/nope/libnvrtc.so cannot be loaded" -- \
+    env HYBRIDRT_NVRTC_LIBRARY=/nope/libnvrtc.so "$bin" version
+expect "devices --help" 0 "usage: hybridrt devices" -- "$bin" devices --help
+expect "devices without a driver" 1 "^no usable GPU: no NVIDIA driver: HYBRIDRT_CUDA_DRIVER_LIBRARY=/nope/libcuda.so.1" -- \
+    env HYBRIDRT_CUDA_DRIVER_LIBRARY=/nope/libcuda.so.1 "$bin" devices
+expect "devices with an argument" 2 "unexpected argument 'x'" -- "$bin" devices x
 expect "no command" 2 "usage:" -- "$bin"
 expect "unknown command" 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
 expect "run without script" 2 "missing the script" -- "$bin" run

@@ -1,0 +1,56 @@
+/* The CUDA driver (libcuda.so.1) and cuBLAS, opened at run time, and what they report about the
+ * machine's GPUs. Own declarations of the C ABI (int results, int device handles): no CUDA header is
+ * needed to build. */
+#ifndef HR_CUDA_DRIVER_H
+#define HR_CUDA_DRIVER_H
+
+#include <stddef.h>
+
+typedef struct hr_cuda_driver {
+    void *handle;
+    char path[512];
+    int version;                 /* cuDriverGetVersion: 1000 * major + 10 * minor */
+    int (*Init)(unsigned flags);
+    int (*DriverGetVersion)(int *version);
+    int (*DeviceGetCount)(int *count);
+    int (*DeviceGet)(int *device, int ordinal);
+    int (*DeviceGetName)(char *name, int len, int device);
+    int (*DeviceGetAttribute)(int *value, int attribute, int device);
+    int (*DeviceTotalMem)(size_t *bytes, int device);
+    int (*GetErrorString)(int result, const char **text);
+} hr_cuda_driver;
+
+/* Opens libcuda.so.1 (HYBRIDRT_CUDA_DRIVER_LIBRARY names a file to use instead) and initialises it.
+ * Returns 0, or -1 with the reason in err (no driver installed, or cuInit failing: no GPU, a driver
+ * too old, ...). */
+int hr_cuda_driver_open(hr_cuda_driver *drv, char *err, size_t err_size);
+void hr_cuda_driver_close(hr_cuda_driver *drv);
+
+/* One GPU as the driver describes it. */
+typedef struct hr_cuda_device_info {
+    char name[256];
+    int sm;                      /* 10 * major + minor, e.g. 90 */
+    int multiprocessors;
+    size_t memory_bytes;
+} hr_cuda_device_info;
+
+/* Fills *info for GPU `ordinal`. Returns 0, or -1 with err. */
+int hr_cuda_device_info_get(const hr_cuda_driver *drv, int ordinal, hr_cuda_device_info *info, char *err,
+                            size_t err_size);
+
+/* The driver's text for a CUresult ("CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected"). */
+const char *hr_cuda_error_string(const hr_cuda_driver *drv, int result, char *buf, size_t buf_size);
+
+/* cuBLAS: only its version so far (the matmul backend comes with the GPU ops). */
+typedef struct hr_cublas {
+    void *handle;
+    char path[512];
+    int major, minor, patch;
+    int (*GetProperty)(int type, int *value);
+} hr_cublas;
+
+/* Opens libcublas.so.13 (else .12; HYBRIDRT_CUBLAS_LIBRARY names a file). Returns 0 or -1 with err. */
+int hr_cublas_open(hr_cublas *lib, char *err, size_t err_size);
+void hr_cublas_close(hr_cublas *lib);
+
+#endif

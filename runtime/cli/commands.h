@@ -8,6 +8,7 @@ int hr_cmd_version(int argc, char **argv);
 int hr_cmd_check(int argc, char **argv);
 int hr_cmd_tokenize(int argc, char **argv);
 int hr_cmd_devices(int argc, char **argv);
+int hr_cmd_cache(int argc, char **argv);
 
 /* Prints the CUDA driver, NVRTC and cuBLAS lines of `hybridrt version` (gpu_report.c). */
 void hr_print_gpu_libraries(void);

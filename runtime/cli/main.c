@@ -16,6 +16,7 @@ static const command commands[] = {
     {"tokenize", hr_cmd_tokenize, "text files to a token file: hybridrt tokenize IN... -o OUT.bin"},
     {"version", hr_cmd_version, "show the versions of hybridrt, Lua, BLAS, the CUDA driver, NVRTC and cuBLAS"},
     {"devices", hr_cmd_devices, "list the GPUs: name, SM architecture, memory, driver"},
+    {"cache", hr_cmd_cache, "the compiled-kernel cache: hybridrt cache warm|list|stats|verify|clear"},
     {"check", hr_cmd_check, "the validation gates G1-G4 on a fresh model: hybridrt check [key=value ...]"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

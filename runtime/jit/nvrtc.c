@@ -93,9 +93,12 @@ static void log_head(const char *log, int max_lines, char *dst, size_t dst_size)
     while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == ' ')) dst[--n] = '\0';
 }
 
-int hr_nvrtc_compile(const hr_nvrtc *lib, const char *src, const char *src_name, const char *name_expression,
-                     const char *target, const char *const *options, int n_options, hr_nvrtc_output *out,
-                     char *err, size_t err_size) {
+int hr_nvrtc_compile(const hr_nvrtc *lib, const hr_nvrtc_job *job, hr_nvrtc_output *out, char *err,
+                     size_t err_size) {
+    const char *src = job->src, *src_name = job->src_name, *name_expression = job->name_expression;
+    const char *target = job->target;
+    const char *const *options = job->options;
+    int n_options = job->n_options;
     memset(out, 0, sizeof *out);
     bool ptx = strncmp(target, "compute_", 8) == 0;
     if (!ptx && strncmp(target, "sm_", 3) != 0) {
@@ -114,7 +117,7 @@ int hr_nvrtc_compile(const hr_nvrtc *lib, const char *src, const char *src_name,
     for (int i = 0; i < n_options; i++) opts[i + 2] = options[i];
 
     hr_nvrtc_prog prog = NULL;
-    int rc = lib->CreateProgram(&prog, src, src_name, 0, NULL, NULL);
+    int rc = lib->CreateProgram(&prog, src, src_name, job->n_headers, job->header_sources, job->header_names);
     if (rc != 0) {
         snprintf(err, err_size, "%s: nvrtcCreateProgram: %s", src_name, lib->GetErrorString(rc));
         free(opts);

@@ -51,12 +51,20 @@ typedef struct hr_nvrtc_output {
 } hr_nvrtc_output;
 void hr_nvrtc_output_free(hr_nvrtc_output *out);
 
-/* Compiles `src` (named `src_name` in messages), instantiating the kernel `name_expression` (e.g.
- * "hr_fill<float>"), for `target`: "sm_XY" gives a cubin, "compute_XY" PTX. `options` are extra
- * NVRTC options (e.g. "-DHR_BLOCK=256", "-std=c++17"). Returns 0, or -1 with err naming the target and
- * NVRTC's first log lines; out->log then holds the whole log. */
-int hr_nvrtc_compile(const hr_nvrtc *lib, const char *src, const char *src_name, const char *name_expression,
-                     const char *target, const char *const *options, int n_options, hr_nvrtc_output *out,
-                     char *err, size_t err_size);
+/* What to compile: a source (named `src_name` in messages) with the headers it may #include, the
+ * kernel to instantiate by name expression (e.g. "hr_fill<float>"), the target ("sm_XY" gives a
+ * cubin, "compute_XY" PTX) and extra NVRTC options (e.g. "-DHR_BLOCK=256"). */
+typedef struct hr_nvrtc_job {
+    const char *src, *src_name, *name_expression, *target;
+    const char *const *options;
+    int n_options;
+    const char *const *header_sources, *const *header_names;
+    int n_headers;
+} hr_nvrtc_job;
+
+/* Compiles one job. Returns 0, or -1 with err naming the kernel, the target and NVRTC's first log
+ * lines; out->log then holds the whole log. */
+int hr_nvrtc_compile(const hr_nvrtc *lib, const hr_nvrtc_job *job, hr_nvrtc_output *out, char *err,
+                     size_t err_size);
 
 #endif

@@ -135,5 +135,36 @@ else
     echo "FAIL failed tokenize runs left files behind or changed keep.bin: $(ls)" >&2
 fi
 
+# hybridrt cache: warm (NVRTC, no GPU), list, stats, verify, clear
+expect "cache --help" 0 "usage: hybridrt cache <action>" -- "$bin" cache --help
+expect "cache without an action" 2 "usage: hybridrt cache" -- "$bin" cache
+expect "cache unknown action" 2 "unknown action 'frob'" -- "$bin" cache frob
+if "$bin" version | grep -qE "^NVRTC: +[0-9]"; then
+    export HYBRIDRT_CACHE_DIR="$work/kcache"
+    expect "cache warm" 0 "kernels: 2 compiled, 0 already cached, 0 failed" -- "$bin" cache warm --arch sm_80 --head-size 32
+    expect "cache warm again" 0 "kernels: 0 compiled, 2 already cached, 0 failed" -- "$bin" cache warm --arch sm_80
+    expect "cache warm, a GPU newer than NVRTC" 0 "sm_999 is newer than NVRTC .* PTX for compute_" -- "$bin" cache warm --arch sm_999
+    expect "cache stats" 0 "entries: +4" -- "$bin" cache stats
+    expect "cache list" 0 "fill.cu +hr_fill<double> +sm_80 +cubin" -- "$bin" cache list
+    json=$(grep -l '"sm_80"' "$work"/kcache/v1/*/*.json | head -1)
+    entry=${json%.json}.bin
+    printf 'x' >>"$entry"
+    expect "cache verify finds a bad entry" 1 "bad entry .*truncated or inconsistent sizes.*deleted" -- "$bin" cache verify
+    expect "cache verify after deleting it" 0 "3 entries checked, 0 bad" -- "$bin" cache verify
+    expect "cache warm rebuilds it" 0 "kernels: 1 compiled, 1 already cached" -- "$bin" cache warm --arch sm_80
+    expect "cache warm, Volta" 2 "sm_70 is older than NVRTC .*Volta needs NVRTC 12" -- "$bin" cache warm --arch sm_70
+    expect "cache warm, not an arch" 2 "'banana' is not a GPU architecture" -- "$bin" cache warm --arch banana
+    expect "cache warm, bad head size" 2 "head size '48' is not 32, 64 or 128" -- "$bin" cache warm --head-size 48
+    expect "cache warm, unknown option" 2 "unknown option '--fast'" -- "$bin" cache warm --fast
+    expect "cache clear" 0 "removed 4 entries" -- "$bin" cache clear
+    expect "cache list, empty" 0 "no kernels cached" -- "$bin" cache list
+    : >"$work/plainfile"
+    expect "cache in a directory that cannot be made" 0 "not writable.*compiled in memory" -- \
+        env HYBRIDRT_CACHE_DIR="$work/plainfile/cache" "$bin" cache warm --arch sm_80
+    unset HYBRIDRT_CACHE_DIR
+else
+    echo "cli: SKIPPED the cache warm tests: NVRTC not found"
+fi
+
 echo "cli: $passed checks passed, $failed failed"
 [ "$failed" -eq 0 ]

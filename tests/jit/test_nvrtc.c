@@ -3,71 +3,81 @@
  * broken source fails with NVRTC's log, and missing libraries are reported by name. Skips (exit 0,
  * saying so) when NVRTC is not installed, unless HYBRIDRT_REQUIRE_NVRTC=1 (CI sets it).
  * usage: test_nvrtc KERNEL_SRC_DIR */
+#include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/driver.h"
+#include "jit/kernels.h"
 #include "jit/nvrtc.h"
 #include "test_util.h"
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
+/* One compile without headers. */
+static int compile(const hr_nvrtc *lib, const char *src, const char *src_name, const char *name_expression,
+                   const char *target, const char *const *options, int n_options, hr_nvrtc_output *out, char *err,
+                   size_t err_size) {
+    hr_nvrtc_job job = {.src = src, .src_name = src_name, .name_expression = name_expression, .target = target,
+                        .options = options, .n_options = n_options};
+    return hr_nvrtc_compile(lib, &job, out, err, err_size);
 }
 
-/* The kernels each template file instantiates, by name expression. */
-typedef struct {
-    const char *file;
-    const char *names[4];
-} template_case;
+/* Every name expression of a template, head sizes expanded. Returns the count. */
+static int expand_names(const hr_kernel_template *t, char names[][128], int max) {
+    static const int head_sizes[] = {32, 64, 128};
+    int n = 0;
+    for (int k = 0; t->name_expressions[k]; k++) {
+        if (strstr(t->name_expressions[k], "%d")) {
+            for (int h = 0; h < 3 && n < max; h++) snprintf(names[n++], 128, t->name_expressions[k], head_sizes[h]);
+        } else if (n < max) {
+            snprintf(names[n++], 128, "%s", t->name_expressions[k]);
+        }
+    }
+    return n;
+}
 
-static const template_case templates[] = {
-    {"fill.cu", {"hr_fill<float>", "hr_fill<double>", NULL}},
-};
-
+/* Every template registered in runtime/jit/kernels.c, every instantiation, every target NVRTC lists
+ * (and the newest as PTX); and every .cu file of kernel_src/ is registered. */
 static void test_templates(const hr_nvrtc *lib, const char *dir) {
     char err[2048];
-    for (size_t t = 0; t < sizeof templates / sizeof templates[0]; t++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, templates[t].file);
-        char *src = read_file(path);
-        CHECK(src != NULL, "cannot read %s", path);
+    DIR *d = opendir(dir);
+    CHECK(d != NULL, "cannot list %s", dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 3, ".cu") != 0) continue;
+        bool registered = false;
+        for (int t = 0; t < hr_kernel_template_count; t++) registered |= strcmp(hr_kernel_templates[t].file, e->d_name) == 0;
+        CHECK(registered, "kernel_src/%s is not in hr_kernel_templates (runtime/jit/kernels.c)", e->d_name);
+    }
+    if (d) closedir(d);
+    for (int t = 0; t < hr_kernel_template_count; t++) {
+        const char *file = hr_kernel_templates[t].file;
+        size_t size = 0;
+        char *src = hr_kernel_source(file, &size, err, sizeof err);
+        CHECK(src != NULL && size > 0, "template %s: %s", file, err);
         if (!src) continue;
-        for (int k = 0; templates[t].names[k]; k++) {
+        char names[32][128];
+        int n_names = expand_names(&hr_kernel_templates[t], names, 32);
+        for (int k = 0; k < n_names; k++) {
             for (int a = 0; a < lib->n_archs; a++) {
                 char target[32];
                 snprintf(target, sizeof target, "sm_%d", lib->archs[a]);
                 hr_nvrtc_output out;
-                int rc = hr_nvrtc_compile(lib, src, templates[t].file, templates[t].names[k], target, NULL, 0, &out,
-                                          err, sizeof err);
-                CHECK(rc == 0, "%s %s %s: %s", templates[t].file, templates[t].names[k], target, err);
-                if (rc == 0) {
-                    CHECK(out.size > 4 && memcmp(out.image, "\x7f" "ELF", 4) == 0 && !out.is_ptx,
-                          "%s %s: the cubin is not an ELF image", templates[t].names[k], target);
-                    CHECK(strstr(out.lowered_name, "hr_fill") != NULL, "lowered name %s", out.lowered_name);
-                }
+                int rc = compile(lib, src, file, names[k], target, NULL, 0, &out, err, sizeof err);
+                CHECK(rc == 0, "%s %s %s: %s", file, names[k], target, err);
+                if (rc == 0)
+                    CHECK(out.size > 4 && memcmp(out.image, "\x7f" "ELF", 4) == 0 && !out.is_ptx && out.lowered_name[0],
+                          "%s %s: the cubin is not an ELF image", names[k], target);
                 hr_nvrtc_output_free(&out);
             }
             /* PTX for the newest target: what a GPU newer than NVRTC gets, finished by the driver */
             char target[32];
             snprintf(target, sizeof target, "compute_%d", lib->archs[lib->n_archs - 1]);
             hr_nvrtc_output out;
-            int rc = hr_nvrtc_compile(lib, src, templates[t].file, templates[t].names[k], target, NULL, 0, &out, err,
-                                      sizeof err);
-            CHECK(rc == 0 && out.is_ptx && strstr(out.image, ".entry") != NULL, "%s %s as PTX: %s",
-                  templates[t].names[k], target, rc ? err : "no .entry in the PTX");
+            int rc = compile(lib, src, file, names[k], target, NULL, 0, &out, err, sizeof err);
+            CHECK(rc == 0 && out.is_ptx && strstr(out.image, ".entry") != NULL, "%s %s as PTX: %s", names[k], target,
+                  rc ? err : "no .entry in the PTX");
             hr_nvrtc_output_free(&out);
         }
         free(src);
@@ -78,20 +88,20 @@ static void test_errors(const hr_nvrtc *lib) {
     char err[2048];
     hr_nvrtc_output out;
     const char *broken = "template <typename T> __global__ void k(T *x) { x[0] = undefined_name; }\n";
-    int rc = hr_nvrtc_compile(lib, broken, "broken.cu", "k<float>", "sm_80", NULL, 0, &out, err, sizeof err);
+    int rc = compile(lib, broken, "broken.cu", "k<float>", "sm_80", NULL, 0, &out, err, sizeof err);
     CHECK(rc != 0 && strstr(err, "broken.cu (k<float>, sm_80) does not compile") && strstr(err, "undefined_name"),
           "a broken source: %s", err);
     CHECK(out.log && strstr(out.log, "undefined_name"), "the whole log is kept");
     hr_nvrtc_output_free(&out);
-    rc = hr_nvrtc_compile(lib, broken, "broken.cu", "k<float>", "gfx90a", NULL, 0, &out, err, sizeof err);
+    rc = compile(lib, broken, "broken.cu", "k<float>", "gfx90a", NULL, 0, &out, err, sizeof err);
     CHECK(rc != 0 && strstr(err, "unknown target 'gfx90a'"), "an unknown target: %s", err);
     const char *fine = "template <typename T> __global__ void k(T *x) { x[0] = T(1); }\n";
-    rc = hr_nvrtc_compile(lib, fine, "fine.cu", "no_such_kernel<float>", "sm_80", NULL, 0, &out, err, sizeof err);
+    rc = compile(lib, fine, "fine.cu", "no_such_kernel<float>", "sm_80", NULL, 0, &out, err, sizeof err);
     CHECK(rc != 0, "a name expression naming nothing fails");
     hr_nvrtc_output_free(&out);
     const char *opts[] = {"-DHR_VALUE=3"};
     const char *with_macro = "template <typename T> __global__ void k(T *x) { x[0] = T(HR_VALUE); }\n";
-    rc = hr_nvrtc_compile(lib, with_macro, "macro.cu", "k<float>", "sm_80", opts, 1, &out, err, sizeof err);
+    rc = compile(lib, with_macro, "macro.cu", "k<float>", "sm_80", opts, 1, &out, err, sizeof err);
     CHECK(rc == 0, "extra options reach NVRTC: %s", err);
     hr_nvrtc_output_free(&out);
 }

@@ -1,0 +1,299 @@
+/* hybridrt cache warm|list|stats|verify|clear: the on-disk kernel cache (runtime/jit/cache.c). */
+#include <cjson/cJSON.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "core/context.h"
+#include "jit/cache.h"
+#include "jit/kernels.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: hybridrt cache <action> [options]\n\n"
+            "The compiled-kernel cache (HYBRIDRT_CACHE_DIR, else $XDG_CACHE_HOME/hybridrt, else ~/.cache/hybridrt).\n\n"
+            "actions:\n"
+            "  warm [--arch sm_80,sm_90] [--head-size 32,64,128] [--jobs N]\n"
+            "          compile every kernel template for those GPU architectures (default: every one NVRTC\n"
+            "          lists) and head sizes (default: all three); needs NVRTC, not a GPU\n"
+            "  list    one line per cached kernel: template, instantiation, target, kind, size\n"
+            "  stats   the cache directory, its entries and bytes, and the NVRTC its keys are for\n"
+            "  verify  check every entry's checksum; delete (and report) the bad ones\n"
+            "  clear   delete every entry\n");
+}
+
+/* Splits "a,b,c" into at most max items (pointers into buf). */
+static int split_list(char *buf, char **items, int max) {
+    int n = 0;
+    for (char *tok = strtok(buf, ","); tok && n < max; tok = strtok(NULL, ",")) items[n++] = tok;
+    return n;
+}
+
+/* A target NVRTC can build for `arch` ("sm_90", "sm_90a", "compute_90", or "90"): itself when listed,
+ * PTX for the newest listed when the GPU is newer, an error when it is older than NVRTC supports. */
+static int resolve_target(const hr_nvrtc *lib, const char *arch, char *target, size_t size, char *err, size_t err_size) {
+    const char *digits = arch;
+    if (strncmp(arch, "sm_", 3) == 0) digits = arch + 3;
+    else if (strncmp(arch, "compute_", 8) == 0) digits = arch + 8;
+    char *end = NULL;
+    long sm = strtol(digits, &end, 10);
+    if (end == digits || sm < 10 || (*end && strcmp(end, "a") != 0 && strcmp(end, "f") != 0)) {
+        snprintf(err, err_size, "'%s' is not a GPU architecture (write sm_80, sm_90a, compute_90 or 90)", arch);
+        return -1;
+    }
+    int newest = lib->archs[lib->n_archs - 1], oldest = lib->archs[0];
+    if (sm > newest) {
+        snprintf(target, size, "compute_%d", newest);
+        return 1; /* PTX, finished by the driver */
+    }
+    if (sm < oldest) {
+        snprintf(err, err_size, "sm_%ld is older than NVRTC %d.%d supports (sm_%d and newer)%s", sm, lib->major, lib->minor,
+                 oldest, sm == 70 || sm == 72 ? "; Volta needs NVRTC 12 (CUDA 12.x)" : "");
+        return -1;
+    }
+    if (!hr_nvrtc_supports(lib, (int)sm)) {
+        snprintf(err, err_size, "NVRTC %d.%d does not list sm_%ld", lib->major, lib->minor, sm);
+        return -1;
+    }
+    if (strncmp(arch, "compute_", 8) == 0) snprintf(target, size, "compute_%ld", sm);
+    else snprintf(target, size, "sm_%ld%s", sm, end);
+    return 0;
+}
+
+typedef struct {
+    const char *template_file;
+    char name[128];
+    char target[32];
+} warm_job;
+
+static int cmd_warm(int argc, char **argv) {
+    char arch_buf[1024] = "", head_buf[256] = "32,64,128";
+    int jobs = omp_get_max_threads();
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if ((strcmp(a, "--arch") == 0 || strcmp(a, "--head-size") == 0 || strcmp(a, "--jobs") == 0) && !v) {
+            fprintf(stderr, "hybridrt cache warm: %s needs a value\n", a);
+            return 2;
+        }
+        if (strcmp(a, "--arch") == 0) snprintf(arch_buf, sizeof arch_buf, "%s", argv[++i]);
+        else if (strcmp(a, "--head-size") == 0) snprintf(head_buf, sizeof head_buf, "%s", argv[++i]);
+        else if (strcmp(a, "--jobs") == 0) jobs = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "hybridrt cache warm: unknown option '%s' (see hybridrt cache --help)\n", a);
+            return 2;
+        }
+    }
+    if (jobs < 1) {
+        fprintf(stderr, "hybridrt cache warm: --jobs must be at least 1\n");
+        return 2;
+    }
+    char err[2048];
+    hr_nvrtc lib;
+    if (hr_nvrtc_open(&lib, err, sizeof err) != 0) {
+        fprintf(stderr, "hybridrt cache warm: NVRTC is needed to compile kernels: %s\n", err);
+        return 1;
+    }
+    int heads[8], n_heads = 0;
+    char *items[64];
+    int n = split_list(head_buf, items, 8);
+    for (int i = 0; i < n; i++) {
+        int h = atoi(items[i]);
+        if (h != 32 && h != 64 && h != 128) {
+            fprintf(stderr, "hybridrt cache warm: head size '%s' is not 32, 64 or 128\n", items[i]);
+            hr_nvrtc_close(&lib);
+            return 2;
+        }
+        heads[n_heads++] = h;
+    }
+    char targets[64][32];
+    int n_targets = 0;
+    if (!arch_buf[0]) {
+        for (int i = 0; i < lib.n_archs && n_targets < 64; i++) snprintf(targets[n_targets++], 32, "sm_%d", lib.archs[i]);
+    } else {
+        n = split_list(arch_buf, items, 64);
+        for (int i = 0; i < n; i++) {
+            int rc = resolve_target(&lib, items[i], targets[n_targets], 32, err, sizeof err);
+            if (rc < 0) {
+                fprintf(stderr, "hybridrt cache warm: %s\n", err);
+                hr_nvrtc_close(&lib);
+                return 2;
+            }
+            if (rc > 0) printf("%s is newer than NVRTC %d.%d knows: PTX for %s, finished by the driver\n", items[i],
+                               lib.major, lib.minor, targets[n_targets]);
+            n_targets++;
+        }
+    }
+    /* every (template, instantiation, target) */
+    int n_jobs = 0, cap = 64;
+    warm_job *list = malloc(sizeof *list * (size_t)cap);
+    for (int t = 0; list && t < hr_kernel_template_count; t++)
+        for (int k = 0; list && hr_kernel_templates[t].name_expressions[k]; k++) {
+            const char *expr = hr_kernel_templates[t].name_expressions[k];
+            int per_head = strstr(expr, "%d") != NULL;
+            for (int h = 0; list && h < (per_head ? n_heads : 1); h++)
+                for (int a = 0; list && a < n_targets; a++) {
+                    if (n_jobs == cap) {
+                        cap *= 2;
+                        warm_job *grown = realloc(list, sizeof *list * (size_t)cap);
+                        if (!grown) free(list);
+                        list = grown;
+                        if (!list) break;
+                    }
+                    warm_job *j = &list[n_jobs++];
+                    j->template_file = hr_kernel_templates[t].file;
+                    snprintf(j->name, sizeof j->name, expr, per_head ? heads[h] : 0);
+                    memcpy(j->target, targets[a], sizeof j->target); /* both 32 bytes, NUL-terminated */
+                }
+        }
+    if (!list) {
+        fprintf(stderr, "hybridrt cache warm: out of memory\n");
+        hr_nvrtc_close(&lib);
+        return 1;
+    }
+    hr_kernel_cache cache;
+    if (hr_kernel_cache_open(&cache, NULL, &lib, err, sizeof err) != 0) {
+        fprintf(stderr, "hybridrt cache warm: %s\n", err);
+        free(list);
+        hr_nvrtc_close(&lib);
+        return 1;
+    }
+    if (cache.warning[0]) fprintf(stderr, "warning: %s\n", cache.warning);
+    printf("warming %s: %d kernels (%d templates) for %d target%s, %d jobs\n", cache.dir, n_jobs,
+           hr_kernel_template_count, n_targets, n_targets == 1 ? "" : "s", jobs);
+    int compiled = 0, cached = 0, failed = 0, done = 0;
+    int tty = isatty(2);
+    double t0 = hr_now();
+#pragma omp parallel for num_threads(jobs) schedule(dynamic) reduction(+ : compiled, cached, failed)
+    for (int i = 0; i < n_jobs; i++) {
+        hr_kernel_cache mine = cache; /* per-thread counts and warnings */
+        mine.warning[0] = '\0';
+        hr_kernel_spec spec = {.template_file = list[i].template_file, .name_expression = list[i].name,
+                               .target = list[i].target};
+        hr_nvrtc_output out;
+        hr_cache_source how;
+        char why[2048];
+        int rc = hr_kernel_cache_get(&mine, &spec, &out, &how, why, sizeof why);
+        hr_nvrtc_output_free(&out);
+        if (rc) failed++;
+        else if (how == HR_CACHE_HIT) cached++;
+        else compiled++;
+#pragma omp critical
+        {
+            done++;
+            if (rc) fprintf(stderr, "%sFAILED %s %s: %s\n", tty ? "\r\033[K" : "", list[i].name, list[i].target, why);
+            if (mine.warning[0]) fprintf(stderr, "%swarning: %s\n", tty ? "\r\033[K" : "", mine.warning);
+            if (tty) fprintf(stderr, "\r\033[K[%d/%d] %s %s", done, n_jobs, list[i].name, list[i].target);
+        }
+    }
+    if (tty) fprintf(stderr, "\r\033[K");
+    printf("kernels: %d compiled, %d already cached, %d failed (%.1f s)\n", compiled, cached, failed, hr_now() - t0);
+    free(list);
+    hr_nvrtc_close(&lib);
+    return failed ? 1 : 0;
+}
+
+/* ---- list / stats / verify / clear ---- */
+
+typedef struct {
+    int entries, bad, removed;
+    int64_t bytes;
+    bool verbose_list, verify, clear;
+} walk_state;
+
+static void print_manifest(const char *manifest, int64_t bytes) {
+    FILE *f = fopen(manifest, "rb");
+    char text[8192];
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f) fclose(f);
+    text[n] = '\0';
+    cJSON *m = cJSON_Parse(text);
+    const char *fields[] = {"template", "name_expression", "target", "kind"};
+    const char *values[4] = {"?", "?", "?", "?"};
+    for (int i = 0; m && i < 4; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, fields[i]);
+        if (cJSON_IsString(v)) values[i] = v->valuestring;
+    }
+    printf("%-12s %-28s %-12s %-6s %9lld bytes\n", values[0], values[1], values[2], values[3], (long long)bytes);
+    cJSON_Delete(m);
+}
+
+static int walk(const char *bin, int64_t bytes, const char *manifest, void *arg) {
+    walk_state *s = arg;
+    s->entries++;
+    s->bytes += bytes;
+    if (s->verbose_list) print_manifest(manifest, bytes);
+    if (s->verify) {
+        char err[512];
+        if (hr_kernel_cache_check_entry(bin, err, sizeof err) != 0) {
+            s->bad++;
+            printf("bad entry %s: %s; deleted\n", bin, err);
+            unlink(bin);
+            unlink(manifest);
+        }
+    }
+    if (s->clear) {
+        s->removed += unlink(bin) == 0;
+        unlink(manifest);
+    }
+    return 0;
+}
+
+static int cmd_walk(const char *action) {
+    char err[2048];
+    hr_nvrtc lib;
+    bool have_nvrtc = hr_nvrtc_open(&lib, err, sizeof err) == 0;
+    hr_kernel_cache cache;
+    if (hr_kernel_cache_open(&cache, NULL, have_nvrtc ? &lib : NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "hybridrt cache %s: %s\n", action, err);
+        if (have_nvrtc) hr_nvrtc_close(&lib);
+        return 1;
+    }
+    walk_state s = {.verbose_list = strcmp(action, "list") == 0, .verify = strcmp(action, "verify") == 0,
+                    .clear = strcmp(action, "clear") == 0};
+    int rc = hr_kernel_cache_each(&cache, walk, &s);
+    if (rc < 0) {
+        fprintf(stderr, "hybridrt cache %s: cannot read %s\n", action, cache.dir);
+        if (have_nvrtc) hr_nvrtc_close(&lib);
+        return 1;
+    }
+    if (strcmp(action, "stats") == 0) {
+        printf("directory: %s%s\n", cache.dir, cache.writable ? "" : " (not writable)");
+        printf("entries:   %d\nbytes:     %lld (%.1f MiB)\n", s.entries, (long long)s.bytes, (double)s.bytes / 1048576.0);
+        printf("keys for:  %s\n", have_nvrtc ? cache.nvrtc_id : "(NVRTC not found: new keys cannot be computed)");
+    } else if (s.verify) {
+        printf("%d entries checked, %d bad%s\n", s.entries, s.bad, s.bad ? " (deleted: they are rebuilt on next use)" : "");
+    } else if (s.clear) {
+        printf("removed %d entries from %s\n", s.removed, cache.dir);
+    } else if (s.entries == 0) {
+        printf("(no kernels cached in %s)\n", cache.dir);
+    }
+    if (have_nvrtc) hr_nvrtc_close(&lib);
+    return s.bad ? 1 : 0;
+}
+
+int hr_cmd_cache(int argc, char **argv) {
+    if (hr_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc < 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *action = argv[0];
+    if (strcmp(action, "warm") == 0) return cmd_warm(argc - 1, argv + 1);
+    if (strcmp(action, "list") == 0 || strcmp(action, "stats") == 0 || strcmp(action, "verify") == 0 ||
+        strcmp(action, "clear") == 0) {
+        if (argc > 1) {
+            fprintf(stderr, "hybridrt cache %s: unexpected argument '%s'\n", action, argv[1]);
+            return 2;
+        }
+        return cmd_walk(action);
+    }
+    fprintf(stderr, "hybridrt cache: unknown action '%s' (warm, list, stats, verify, clear; see --help)\n", action);
+    return 2;
+}

@@ -1,0 +1,448 @@
+#define _GNU_SOURCE
+#include "jit/cache.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <utime.h>
+
+#include "jit/kernels.h"
+#include "jit/sha256.h"
+
+#define MAGIC "HRKCACHE"
+#define HEADER_SIZE 60 /* magic 8, format u32, kind u32, image size u64, name length u32, sha256 32 */
+#define MAX_HEADERS 32
+
+/* ---- small file helpers ---- */
+
+static void put_u32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t *p) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+static uint64_t get_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+/* printf into dst; -1 when it did not fit (a path must never be used cut short). */
+__attribute__((format(printf, 3, 4))) static int format_to(char *dst, size_t size, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst, size, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+/* mkdir -p; 0 when the directory exists afterwards. */
+static int make_dirs(const char *path) {
+    char buf[1024];
+    if (format_to(buf, sizeof buf, "%s", path)) return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    struct stat st;
+    return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+/* The whole file, or NULL (errno set). */
+static uint8_t *read_all(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    uint8_t *data = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) data = malloc((size_t)n + 1);
+    if (data && fread(data, 1, (size_t)n, f) != (size_t)n) {
+        free(data);
+        data = NULL;
+        errno = EIO;
+    }
+    fclose(f);
+    if (data) *size = (size_t)n;
+    return data;
+}
+
+/* Writes bytes to a unique temp file beside `path` and renames it over `path`. */
+static int write_atomic(const char *path, const void *a, size_t na, const void *b, size_t nb) {
+    char tmp[1200];
+    static const char digits[] = "0123456789abcdef";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t r = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&ts;
+    char suffix[17];
+    for (int i = 0; i < 16; i++) suffix[i] = digits[(r >> (4 * i)) & 15];
+    suffix[16] = '\0';
+    if (format_to(tmp, sizeof tmp, "%s.tmp.%d.%s", path, (int)getpid(), suffix)) return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    if (fd < 0) return -1;
+    int ok = (na == 0 || write(fd, a, na) == (ssize_t)na) && (nb == 0 || write(fd, b, nb) == (ssize_t)nb);
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp); /* best effort */
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- directory and identity ---- */
+
+void hr_kernel_cache_default_dir(char *buf, size_t size) {
+    const char *dir = getenv("HYBRIDRT_CACHE_DIR");
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    if (dir && dir[0]) snprintf(buf, size, "%s", dir);
+    else if (xdg && xdg[0]) snprintf(buf, size, "%s/hybridrt", xdg);
+    else if (home && home[0]) snprintf(buf, size, "%s/.cache/hybridrt", home);
+    else snprintf(buf, size, "/tmp/hybridrt-cache-%d", (int)getuid());
+}
+
+int hr_kernel_cache_open(hr_kernel_cache *c, const char *dir, const hr_nvrtc *nvrtc, char *err, size_t err_size) {
+    memset(c, 0, sizeof *c);
+    char base[900];
+    if (dir && dir[0]) snprintf(base, sizeof base, "%s", dir);
+    else hr_kernel_cache_default_dir(base, sizeof base);
+    if (!base[0]) {
+        snprintf(err, err_size, "kernel cache: no directory");
+        return -1;
+    }
+    if (format_to(c->dir, sizeof c->dir, "%s/v%d", base, HR_CACHE_FORMAT)) {
+        snprintf(err, err_size, "kernel cache: the directory name is too long");
+        return -1;
+    }
+    c->nvrtc = nvrtc;
+    c->writable = make_dirs(c->dir) == 0 && access(c->dir, W_OK) == 0;
+    if (!c->writable)
+        format_to(c->warning, sizeof c->warning,
+                  "kernel cache %s is not writable (%s): kernels are compiled in memory and not kept", c->dir,
+                  strerror(errno ? errno : EACCES));
+    if (nvrtc) {
+        /* nvrtcVersion gives major.minor only: the resolved file's name and size stand for the build
+         * (two builds of one release differ in size; a cut-short name still identifies the library). */
+        char real[PATH_MAX];
+        const char *file = realpath(nvrtc->path, real) ? real : nvrtc->path;
+        const char *slash = strrchr(file, '/');
+        struct stat st;
+        long long bytes = stat(file, &st) == 0 ? (long long)st.st_size : -1;
+        format_to(c->nvrtc_id, sizeof c->nvrtc_id, "nvrtc %d.%d %s %lld bytes", nvrtc->major, nvrtc->minor,
+                  slash ? slash + 1 : file, bytes);
+    }
+    return 0;
+}
+
+/* ---- keys ---- */
+
+static void hash_field(hr_sha256 *s, const char *data, size_t size) {
+    uint8_t len[8];
+    put_u64(len, size);
+    hr_sha256_update(s, len, 8);
+    hr_sha256_update(s, data, size);
+}
+static void hash_string(hr_sha256 *s, const char *str) { hash_field(s, str ? str : "", str ? strlen(str) : 0); }
+
+static int compare_strings(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool is_ptx_target(const char *target) { return strncmp(target, "compute_", 8) == 0; }
+
+int hr_kernel_cache_key(const hr_kernel_cache *c, const hr_kernel_spec *spec, char key[65], char *err,
+                        size_t err_size) {
+    if (!c->nvrtc_id[0]) {
+        snprintf(err, err_size, "kernel cache: a key needs NVRTC's version (no NVRTC was given)");
+        return -1;
+    }
+    size_t size = 0;
+    char *src = hr_kernel_source(spec->template_file, &size, err, err_size);
+    if (!src) return -1;
+    hr_sha256 s;
+    hr_sha256_init(&s);
+    char format[32];
+    snprintf(format, sizeof format, "hybridrt-kernel-cache/%d", HR_CACHE_FORMAT);
+    hash_string(&s, format);
+    hash_string(&s, spec->template_file);
+    hash_field(&s, src, size);
+    free(src);
+    const char *headers[MAX_HEADERS];
+    int n_headers = hr_kernel_header_names(headers, MAX_HEADERS);
+    for (int i = 0; i < n_headers; i++) {
+        char *h = hr_kernel_source(headers[i], &size, err, err_size);
+        if (!h) return -1;
+        hash_string(&s, headers[i]);
+        hash_field(&s, h, size);
+        free(h);
+    }
+    hash_string(&s, spec->name_expression);
+    const char **sorted = malloc(sizeof(char *) * (size_t)(spec->n_options + 1));
+    if (!sorted) {
+        snprintf(err, err_size, "kernel cache: out of memory");
+        return -1;
+    }
+    for (int i = 0; i < spec->n_options; i++) sorted[i] = spec->options[i];
+    qsort(sorted, (size_t)spec->n_options, sizeof *sorted, compare_strings);
+    for (int i = 0; i < spec->n_options; i++) hash_string(&s, sorted[i]);
+    free(sorted);
+    hash_string(&s, "--");
+    hash_string(&s, spec->target);
+    hash_string(&s, is_ptx_target(spec->target) ? "ptx" : "cubin");
+    hash_string(&s, c->nvrtc_id);
+    uint8_t digest[32];
+    hr_sha256_final(&s, digest);
+    hr_sha256_to_hex(digest, key);
+    return 0;
+}
+
+/* ---- entries ---- */
+
+static int entry_paths(const hr_kernel_cache *c, const char *key, char *sub, char *bin, char *json, char *lock,
+                       size_t size) {
+    return format_to(sub, size, "%s/%.2s", c->dir, key) || format_to(bin, size, "%s/%s.bin", sub, key) ||
+                   format_to(json, size, "%s/%s.json", sub, key) || format_to(lock, size, "%s/%s.lock", sub, key)
+               ? -1
+               : 0;
+}
+
+/* Parses and verifies an entry's bytes; on success fills out (copies). */
+static int parse_entry(const uint8_t *data, size_t size, hr_nvrtc_output *out, char *err, size_t err_size) {
+    if (size < HEADER_SIZE || memcmp(data, MAGIC, 8) != 0) {
+        snprintf(err, err_size, size < HEADER_SIZE ? "truncated (%zu bytes)" : "not a kernel cache entry (bad magic)",
+                 size);
+        return -1;
+    }
+    uint32_t format = get_u32(data + 8), kind = get_u32(data + 12), name_len = get_u32(data + 24);
+    uint64_t image_size = get_u64(data + 16);
+    if (format != HR_CACHE_FORMAT) {
+        snprintf(err, err_size, "format version %u, this hybridrt reads %d", format, HR_CACHE_FORMAT);
+        return -1;
+    }
+    if (kind > 1 || name_len == 0 || image_size == 0 || HEADER_SIZE + (uint64_t)name_len + image_size != size) {
+        snprintf(err, err_size, "truncated or inconsistent sizes (file %zu bytes, name %u, image %llu)", size, name_len,
+                 (unsigned long long)image_size);
+        return -1;
+    }
+    uint8_t digest[32];
+    hr_sha256 s;
+    hr_sha256_init(&s);
+    hr_sha256_update(&s, data + HEADER_SIZE, size - HEADER_SIZE);
+    hr_sha256_final(&s, digest);
+    if (memcmp(digest, data + 28, 32) != 0) {
+        snprintf(err, err_size, "checksum mismatch (corrupt)");
+        return -1;
+    }
+    if (out) {
+        memset(out, 0, sizeof *out);
+        out->lowered_name = malloc(name_len + 1);
+        out->image = malloc(image_size + 1);
+        out->log = calloc(1, 1);
+        if (!out->lowered_name || !out->image || !out->log) {
+            hr_nvrtc_output_free(out);
+            snprintf(err, err_size, "out of memory");
+            return -1;
+        }
+        memcpy(out->lowered_name, data + HEADER_SIZE, name_len);
+        out->lowered_name[name_len] = '\0';
+        memcpy(out->image, data + HEADER_SIZE + name_len, image_size);
+        out->image[image_size] = '\0';
+        out->size = image_size;
+        out->is_ptx = kind == 1;
+    }
+    return 0;
+}
+
+int hr_kernel_cache_check_entry(const char *path, char *err, size_t err_size) {
+    size_t size = 0;
+    uint8_t *data = read_all(path, &size);
+    if (!data) {
+        snprintf(err, err_size, "cannot read: %s", strerror(errno));
+        return -1;
+    }
+    int rc = parse_entry(data, size, NULL, err, err_size);
+    free(data);
+    return rc;
+}
+
+/* 1: loaded; 0: no entry; -1: an entry is there but bad (err says why). */
+static int load_entry(const char *bin, hr_nvrtc_output *out, char *err, size_t err_size) {
+    size_t size = 0;
+    uint8_t *data = read_all(bin, &size);
+    if (!data) {
+        if (errno == ENOENT || errno == ENOTDIR) return 0;
+        snprintf(err, err_size, "cannot read: %s", strerror(errno));
+        return -1;
+    }
+    int rc = parse_entry(data, size, out, err, err_size);
+    free(data);
+    return rc == 0 ? 1 : -1;
+}
+
+static int store_entry(const char *bin, const char *json, const hr_kernel_spec *spec, const hr_kernel_cache *c,
+                       const hr_nvrtc_output *out) {
+    size_t name_len = strlen(out->lowered_name);
+    size_t body = name_len + out->size;
+    uint8_t *payload = malloc(body);
+    if (!payload) return -1;
+    memcpy(payload, out->lowered_name, name_len);
+    memcpy(payload + name_len, out->image, out->size);
+    uint8_t header[HEADER_SIZE];
+    memcpy(header, MAGIC, 8);
+    put_u32(header + 8, HR_CACHE_FORMAT);
+    put_u32(header + 12, out->is_ptx ? 1 : 0);
+    put_u64(header + 16, out->size);
+    put_u32(header + 24, (uint32_t)name_len);
+    hr_sha256 s;
+    hr_sha256_init(&s);
+    hr_sha256_update(&s, payload, body);
+    hr_sha256_final(&s, header + 28);
+    int rc = write_atomic(bin, header, HEADER_SIZE, payload, body);
+    free(payload);
+    if (rc) return -1;
+    /* The manifest is for people and `cache list`; a failure to write it is not an error. */
+    cJSON *m = cJSON_CreateObject();
+    if (m) {
+        cJSON_AddStringToObject(m, "template", spec->template_file);
+        cJSON_AddStringToObject(m, "name_expression", spec->name_expression);
+        cJSON_AddStringToObject(m, "lowered_name", out->lowered_name);
+        cJSON_AddStringToObject(m, "target", spec->target);
+        cJSON_AddStringToObject(m, "kind", out->is_ptx ? "ptx" : "cubin");
+        cJSON *opts = cJSON_AddArrayToObject(m, "options");
+        for (int i = 0; opts && i < spec->n_options; i++) cJSON_AddItemToArray(opts, cJSON_CreateString(spec->options[i]));
+        cJSON_AddStringToObject(m, "nvrtc", c->nvrtc_id);
+        cJSON_AddNumberToObject(m, "bytes", (double)out->size);
+        cJSON_AddNumberToObject(m, "created", (double)time(NULL));
+        char *text = cJSON_Print(m);
+        if (text) write_atomic(json, text, strlen(text), "\n", 1);
+        free(text);
+        cJSON_Delete(m);
+    }
+    return 0;
+}
+
+static int compile_spec(const hr_kernel_cache *c, const hr_kernel_spec *spec, hr_nvrtc_output *out, char *err,
+                        size_t err_size) {
+    size_t size = 0;
+    char *src = hr_kernel_source(spec->template_file, &size, err, err_size);
+    if (!src) return -1;
+    const char *header_names[MAX_HEADERS];
+    char *header_sources[MAX_HEADERS];
+    int n_headers = hr_kernel_header_names(header_names, MAX_HEADERS), loaded = 0, rc = 0;
+    for (; loaded < n_headers; loaded++)
+        if (!(header_sources[loaded] = hr_kernel_source(header_names[loaded], &size, err, err_size))) {
+            rc = -1;
+            break;
+        }
+    if (!rc) {
+        hr_nvrtc_job job = {.src = src, .src_name = spec->template_file, .name_expression = spec->name_expression,
+                            .target = spec->target, .options = spec->options, .n_options = spec->n_options,
+                            .header_sources = (const char *const *)header_sources, .header_names = header_names,
+                            .n_headers = n_headers};
+        rc = hr_nvrtc_compile(c->nvrtc, &job, out, err, err_size);
+    }
+    for (int i = 0; i < loaded; i++) free(header_sources[i]);
+    free(src);
+    return rc;
+}
+
+int hr_kernel_cache_get(hr_kernel_cache *c, const hr_kernel_spec *spec, hr_nvrtc_output *out, hr_cache_source *how,
+                        char *err, size_t err_size) {
+    memset(out, 0, sizeof *out);
+    char key[65];
+    if (hr_kernel_cache_key(c, spec, key, err, err_size)) return -1;
+    char sub[1200], bin[1200], json[1200], lock_path[1200], why[512];
+    if (entry_paths(c, key, sub, bin, json, lock_path, sizeof bin)) {
+        snprintf(err, err_size, "kernel cache: the path of %s is too long", c->dir);
+        return -1;
+    }
+    bool was_bad = false;
+    int found = load_entry(bin, out, why, sizeof why);
+    if (found == 1) {
+        utime(bin, NULL); /* most recently used, for eviction; failing is harmless */
+        c->hits++;
+        *how = HR_CACHE_HIT;
+        return 0;
+    }
+    if (found < 0) {
+        was_bad = true;
+        format_to(c->warning, sizeof c->warning, "kernel cache entry %s (%s, %s) was bad: %s; deleted, rebuilding", bin,
+                  spec->name_expression, spec->target, why);
+        unlink(bin);
+    }
+    if (!c->nvrtc) {
+        snprintf(err, err_size, "%s for %s is not in the kernel cache %s and NVRTC is not available to compile it",
+                 spec->name_expression, spec->target, c->dir);
+        return -1;
+    }
+    int lock_fd = -1;
+    if (c->writable && make_dirs(sub) == 0) {
+        lock_fd = open(lock_path, O_RDWR | O_CREAT, 0666);
+        if (lock_fd >= 0 && flock(lock_fd, LOCK_EX) != 0) {
+            close(lock_fd);
+            lock_fd = -1;
+        }
+        /* Another process may have compiled it while this one waited. */
+        if (load_entry(bin, out, why, sizeof why) == 1) {
+            if (lock_fd >= 0) close(lock_fd);
+            c->hits++;
+            *how = HR_CACHE_HIT;
+            return 0;
+        }
+    }
+    int rc = compile_spec(c, spec, out, err, err_size);
+    if (rc == 0 && c->writable && store_entry(bin, json, spec, c, out) != 0)
+        format_to(c->warning, sizeof c->warning, "kernel cache: could not store %s (%s); the kernel is used from memory",
+                  bin, strerror(errno));
+    if (lock_fd >= 0) close(lock_fd); /* releases the lock; the lock file stays (removing it would race) */
+    if (rc) return -1;
+    if (was_bad) c->rebuilt++;
+    else c->compiled++;
+    *how = was_bad ? HR_CACHE_REBUILT : HR_CACHE_COMPILED;
+    return 0;
+}
+
+int hr_kernel_cache_each(const hr_kernel_cache *c,
+                         int (*fn)(const char *bin, int64_t bytes, const char *manifest, void *arg), void *arg) {
+    DIR *top = opendir(c->dir);
+    if (!top) return errno == ENOENT ? 0 : -1;
+    int count = 0, stop = 0;
+    for (struct dirent *d; !stop && (d = readdir(top));) {
+        if (strlen(d->d_name) != 2 || d->d_name[0] == '.') continue;
+        char sub[1200];
+        if (format_to(sub, sizeof sub, "%s/%s", c->dir, d->d_name)) continue;
+        DIR *dir = opendir(sub);
+        if (!dir) continue;
+        for (struct dirent *e; !stop && (e = readdir(dir));) {
+            size_t n = strlen(e->d_name);
+            if (n != 68 || strcmp(e->d_name + 64, ".bin") != 0) continue;
+            char bin[1300], json[1300];
+            if (format_to(bin, sizeof bin, "%s/%s", sub, e->d_name) ||
+                format_to(json, sizeof json, "%s/%.64s.json", sub, e->d_name))
+                continue;
+            struct stat st;
+            if (stat(bin, &st) != 0) continue;
+            count++;
+            stop = fn(bin, (int64_t)st.st_size, json, arg);
+        }
+        closedir(dir);
+    }
+    closedir(top);
+    return count;
+}

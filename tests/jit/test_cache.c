@@ -1,0 +1,251 @@
+/* The on-disk kernel cache, without a GPU: miss then hit, what the key depends on, corrupt and
+ * truncated entries rebuilt, the manifest, two processes compiling the same miss once, and a
+ * directory that cannot be created. Skips like jit.nvrtc where NVRTC is missing.
+ * usage: test_cache KERNEL_SRC_DIR */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "jit/cache.h"
+#include "jit/kernels.h"
+#include "test_util.h"
+
+static char err[4096];
+
+static int get(hr_kernel_cache *c, const hr_kernel_spec *spec, hr_cache_source *how, hr_nvrtc_output *out) {
+    int rc = hr_kernel_cache_get(c, spec, out, how, err, sizeof err);
+    if (rc) fprintf(stderr, "get %s %s: %s\n", spec->name_expression, spec->target, err);
+    return rc;
+}
+
+static void key_of(hr_kernel_cache *c, const hr_kernel_spec *spec, char key[65]) {
+    if (hr_kernel_cache_key(c, spec, key, err, sizeof err)) {
+        fprintf(stderr, "key: %s\n", err);
+        key[0] = '\0';
+    }
+}
+
+static void copy_file(const char *from, const char *to, int flip_last_byte) {
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    int ch, prev = EOF;
+    while (in && out && (ch = fgetc(in)) != EOF) {
+        if (prev != EOF) fputc(prev, out);
+        prev = ch;
+    }
+    if (out && prev != EOF) fputc(flip_last_byte ? prev ^ 1 : prev, out);
+    if (in) fclose(in);
+    if (out) fclose(out);
+}
+
+static int entry_count(const char *bin, int64_t bytes, const char *manifest, void *arg) {
+    (void)bin, (void)bytes, (void)manifest;
+    ++*(int *)arg;
+    return 0;
+}
+
+static void test_hit_and_miss(const hr_nvrtc *lib, const char *dir) {
+    hr_kernel_cache c;
+    CHECK(hr_kernel_cache_open(&c, dir, lib, err, sizeof err) == 0 && c.writable, "open %s: %s", dir, err);
+    hr_kernel_spec spec = {.template_file = "fill.cu", .name_expression = "hr_fill<float>", .target = "sm_80"};
+    hr_cache_source how;
+    hr_nvrtc_output first, second;
+    CHECK(get(&c, &spec, &how, &first) == 0 && how == HR_CACHE_COMPILED, "a first get compiles");
+    hr_kernel_cache again; /* as another process would */
+    hr_kernel_cache_open(&again, dir, lib, err, sizeof err);
+    CHECK(get(&again, &spec, &how, &second) == 0 && how == HR_CACHE_HIT && again.hits == 1 && again.compiled == 0,
+          "a second get is a hit");
+    CHECK(first.size == second.size && memcmp(first.image, second.image, first.size) == 0 &&
+              strcmp(first.lowered_name, second.lowered_name) == 0,
+          "the cached image and kernel name equal the compiled ones");
+    hr_nvrtc_output_free(&first);
+    hr_nvrtc_output_free(&second);
+
+    /* the entry, its manifest, and the directory walk */
+    char key[65], path[2048];
+    key_of(&c, &spec, key);
+    snprintf(path, sizeof path, "%s/%.2s/%s.bin", c.dir, key, key);
+    CHECK(hr_kernel_cache_check_entry(path, err, sizeof err) == 0, "the entry verifies: %s", err);
+    snprintf(path, sizeof path, "%s/%.2s/%s.json", c.dir, key, key);
+    FILE *f = fopen(path, "r");
+    char manifest[4096] = "";
+    if (f) {
+        size_t n = fread(manifest, 1, sizeof manifest - 1, f);
+        manifest[n] = '\0';
+        fclose(f);
+    }
+    CHECK(strstr(manifest, "\"template\":\t\"fill.cu\"") && strstr(manifest, "\"target\":\t\"sm_80\"") &&
+              strstr(manifest, "\"kind\":\t\"cubin\""),
+          "a readable manifest: %s", manifest);
+    int entries = 0;
+    CHECK(hr_kernel_cache_each(&c, entry_count, &entries) == 1 && entries == 1, "one entry listed, got %d", entries);
+
+    /* PTX entries are kept as PTX */
+    hr_kernel_spec ptx = {.template_file = "fill.cu", .name_expression = "hr_fill<float>", .target = "compute_80"};
+    hr_nvrtc_output out;
+    CHECK(get(&c, &ptx, &how, &out) == 0 && out.is_ptx && how == HR_CACHE_COMPILED, "PTX compiled");
+    hr_nvrtc_output_free(&out);
+    CHECK(get(&again, &ptx, &how, &out) == 0 && out.is_ptx && how == HR_CACHE_HIT && strstr(out.image, ".entry"),
+          "PTX from the cache");
+    hr_nvrtc_output_free(&out);
+}
+
+static void test_key(const hr_nvrtc *lib, const char *dir, const char *kernel_src) {
+    hr_kernel_cache c;
+    hr_kernel_cache_open(&c, dir, lib, err, sizeof err);
+    const char *ab[] = {"-DA=1", "-DB=2"}, *ba[] = {"-DB=2", "-DA=1"}, *a2[] = {"-DA=2", "-DB=2"};
+    hr_kernel_spec base = {.template_file = "fill.cu", .name_expression = "hr_fill<float>", .target = "sm_80",
+                           .options = ab, .n_options = 2};
+    char k0[65], k1[65];
+    key_of(&c, &base, k0);
+    hr_kernel_spec s = base;
+    s.options = ba;
+    key_of(&c, &s, k1);
+    CHECK(k0[0] && strcmp(k0, k1) == 0, "the order of options does not change the key");
+    /* each of these differs from base in one thing, and must get its own key */
+    hr_kernel_spec variants[4] = {base, base, base, base};
+    variants[0].options = a2;
+    variants[1].target = "sm_86";
+    variants[2].target = "compute_80";
+    variants[3].name_expression = "hr_fill<double>";
+    const char *what[4] = {"one option", "the target", "PTX instead of a cubin", "the name expression"};
+    for (int i = 0; i < 4; i++) {
+        key_of(&c, &variants[i], k1);
+        CHECK(strcmp(k0, k1) != 0, "%s changes the key", what[i]);
+    }
+    hr_kernel_cache other = c;
+    strcat(other.nvrtc_id, "-other");
+    key_of(&other, &base, k1);
+    CHECK(strcmp(k0, k1) != 0, "the NVRTC version changes the key");
+
+    /* one byte of the template (read from HYBRIDRT_KERNEL_SRC) changes the key */
+    char changed_dir[1024], from[1100], to[1100];
+    snprintf(changed_dir, sizeof changed_dir, "%s-src", dir);
+    mkdir(changed_dir, 0777);
+    snprintf(from, sizeof from, "%s/fill.cu", kernel_src);
+    snprintf(to, sizeof to, "%s/fill.cu", changed_dir);
+    copy_file(from, to, 0);
+    setenv("HYBRIDRT_KERNEL_SRC", changed_dir, 1);
+    key_of(&c, &base, k1);
+    CHECK(strcmp(k0, k1) == 0, "the same template from a source folder has the same key");
+    FILE *f = fopen(to, "ab");
+    if (f) fputs("// one more line\n", f), fclose(f);
+    key_of(&c, &base, k1);
+    CHECK(strcmp(k0, k1) != 0, "a changed template changes the key");
+    unsetenv("HYBRIDRT_KERNEL_SRC");
+}
+
+static void test_corruption(const hr_nvrtc *lib, const char *dir) {
+    hr_kernel_cache c;
+    hr_kernel_cache_open(&c, dir, lib, err, sizeof err);
+    hr_kernel_spec spec = {.template_file = "fill.cu", .name_expression = "hr_fill<double>", .target = "sm_90"};
+    hr_cache_source how;
+    hr_nvrtc_output good, out;
+    CHECK(get(&c, &spec, &how, &good) == 0, "compile for the corruption test");
+    char key[65], bin[2048], bad[2100];
+    key_of(&c, &spec, key);
+    snprintf(bin, sizeof bin, "%s/%.2s/%s.bin", c.dir, key, key);
+    snprintf(bad, sizeof bad, "%s.flipped", bin);
+
+    copy_file(bin, bad, 1); /* one flipped bit in the image */
+    rename(bad, bin);
+    CHECK(hr_kernel_cache_check_entry(bin, err, sizeof err) != 0 && strstr(err, "checksum mismatch"),
+          "a flipped bit is caught: %s", err);
+    c.warning[0] = '\0';
+    CHECK(get(&c, &spec, &how, &out) == 0 && how == HR_CACHE_REBUILT && strstr(c.warning, "checksum mismatch") &&
+              strstr(c.warning, "rebuilding"),
+          "a corrupt entry is reported and rebuilt: %s", c.warning);
+    CHECK(out.size == good.size && memcmp(out.image, good.image, good.size) == 0, "the rebuilt image is right");
+    hr_nvrtc_output_free(&out);
+    CHECK(hr_kernel_cache_check_entry(bin, err, sizeof err) == 0, "the rebuilt entry verifies");
+
+    CHECK(truncate(bin, 100) == 0, "truncate");
+    c.warning[0] = '\0';
+    CHECK(get(&c, &spec, &how, &out) == 0 && how == HR_CACHE_REBUILT && strstr(c.warning, "truncated"),
+          "a truncated entry is rebuilt: %s", c.warning);
+    hr_nvrtc_output_free(&out);
+    FILE *f = fopen(bin, "wb");
+    if (f) fputs("not a cache entry at all, but long enough to have a header of sixty bytes in it....", f), fclose(f);
+    CHECK(get(&c, &spec, &how, &out) == 0 && how == HR_CACHE_REBUILT && strstr(c.warning, "bad magic"),
+          "a foreign file is rebuilt: %s", c.warning);
+    CHECK(c.rebuilt == 3, "three rebuilds counted: %d", c.rebuilt);
+    hr_nvrtc_output_free(&out);
+    hr_nvrtc_output_free(&good);
+}
+
+/* Two processes miss the same kernel at once: it is compiled once, both get it. */
+static void test_concurrent(const hr_nvrtc *lib, const char *dir) {
+    hr_kernel_spec spec = {.template_file = "fill.cu", .name_expression = "hr_fill<double>", .target = "sm_86"};
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        if (kids[k] == 0) {
+            hr_kernel_cache c;
+            hr_cache_source how;
+            hr_nvrtc_output out;
+            if (hr_kernel_cache_open(&c, dir, lib, err, sizeof err) || hr_kernel_cache_get(&c, &spec, &out, &how, err, sizeof err))
+                _exit(9);
+            _exit(how == HR_CACHE_COMPILED ? 1 : 0);
+        }
+    }
+    int compiled = 0, failed = 0;
+    for (int k = 0; k < 2; k++) {
+        int status = 0;
+        waitpid(kids[k], &status, 0);
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 9;
+        if (code == 9) failed++;
+        else compiled += code;
+    }
+    CHECK(failed == 0 && compiled == 1, "two processes: %d failed, %d compiled (want 0 and 1)", failed, compiled);
+}
+
+static void test_unwritable(const hr_nvrtc *lib, const char *dir) {
+    /* a cache directory below a regular file can never be created */
+    char file[1024], below[1100];
+    snprintf(file, sizeof file, "%s-file", dir);
+    FILE *f = fopen(file, "w");
+    if (f) fclose(f);
+    snprintf(below, sizeof below, "%s/cache", file);
+    hr_kernel_cache c;
+    CHECK(hr_kernel_cache_open(&c, below, lib, err, sizeof err) == 0 && !c.writable && strstr(c.warning, "not writable"),
+          "an unusable directory still opens, with a warning: %s", c.warning);
+    hr_kernel_spec spec = {.template_file = "fill.cu", .name_expression = "hr_fill<float>", .target = "sm_75"};
+    hr_cache_source how;
+    hr_nvrtc_output out;
+    CHECK(get(&c, &spec, &how, &out) == 0 && how == HR_CACHE_COMPILED && out.size > 0, "compiled in memory");
+    hr_nvrtc_output_free(&out);
+    /* no NVRTC and a miss: a clear error */
+    hr_kernel_cache bare;
+    hr_kernel_cache_open(&bare, dir, NULL, err, sizeof err);
+    CHECK(hr_kernel_cache_get(&bare, &spec, &out, &how, err, sizeof err) != 0 && strstr(err, "NVRTC"),
+          "no NVRTC: %s", err);
+    unlink(file);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_cache KERNEL_SRC_DIR\n");
+        return 2;
+    }
+    hr_nvrtc lib;
+    if (hr_nvrtc_open(&lib, err, sizeof err) != 0) {
+        const char *require = getenv("HYBRIDRT_REQUIRE_NVRTC");
+        if (require && strcmp(require, "1") == 0) CHECK(0, "NVRTC is required (HYBRIDRT_REQUIRE_NVRTC=1) but: %s", err);
+        else printf("jit.cache: SKIPPED: NVRTC not found (%s)\n", err);
+        return test_summary("jit.cache");
+    }
+    char dir[] = "/tmp/hybridrt-cache-test-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    test_hit_and_miss(&lib, dir);
+    test_key(&lib, dir, argv[1]);
+    test_corruption(&lib, dir);
+    test_concurrent(&lib, dir);
+    test_unwritable(&lib, dir);
+    char cmd[2200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s-src'", dir, dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    hr_nvrtc_close(&lib);
+    return test_summary("jit.cache");
+}

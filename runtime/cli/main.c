@@ -17,7 +17,7 @@ static const command commands[] = {
     {"version", hr_cmd_version, "show the versions of hybridrt, Lua, BLAS, the CUDA driver, NVRTC and cuBLAS"},
     {"devices", hr_cmd_devices, "list the GPUs: name, SM architecture, memory, driver"},
     {"cache", hr_cmd_cache, "the compiled-kernel cache: hybridrt cache warm|list|stats|verify|clear"},
-    {"check", hr_cmd_check, "the validation gates G1-G4 on a fresh model: hybridrt check [key=value ...]"},
+    {"check", hr_cmd_check, "the validation gates G1-G4 on a fresh model (or ckpt=FILE): hybridrt check [key=value ...]"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

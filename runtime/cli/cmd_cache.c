@@ -1,4 +1,4 @@
-/* hybridrt cache warm|list|stats|verify|clear: the on-disk kernel cache (runtime/jit/cache.c). */
+/* hybridrt cache warm|list|stats|verify|clear|export|import: the on-disk kernel cache (runtime/jit/cache.c). */
 #include <cjson/cJSON.h>
 #include <omp.h>
 #include <stdio.h>
@@ -22,7 +22,11 @@ static void usage(FILE *out) {
             "  list    one line per cached kernel: template, instantiation, target, kind, size\n"
             "  stats   the cache directory, its entries and bytes, and the NVRTC its keys are for\n"
             "  verify  check every entry's checksum; delete (and report) the bad ones\n"
-            "  clear   delete every entry\n");
+            "  clear   delete every entry\n"
+            "  export FILE.tar   write every valid entry to a tar archive (to ship a warmed cache)\n"
+            "  import FILE.tar   install an archive's entries, each verified first; keeps entries already there\n\n"
+            "HYBRIDRT_CACHE_MAX_BYTES caps the cache (default 2 GiB; 0: no cap): the least recently used\n"
+            "entries go first.\n");
 }
 
 /* Splits "a,b,c" into at most max items (pointers into buf). */
@@ -264,6 +268,8 @@ static int cmd_walk(const char *action) {
         printf("directory: %s%s\n", cache.dir, cache.writable ? "" : " (not writable)");
         printf("entries:   %d\nbytes:     %lld (%.1f MiB)\n", s.entries, (long long)s.bytes, (double)s.bytes / 1048576.0);
         printf("keys for:  %s\n", have_nvrtc ? cache.nvrtc_id : "(NVRTC not found: new keys cannot be computed)");
+        if (cache.max_bytes > 0) printf("cap:       %lld bytes (HYBRIDRT_CACHE_MAX_BYTES)\n", (long long)cache.max_bytes);
+        else printf("cap:       none (HYBRIDRT_CACHE_MAX_BYTES=0)\n");
     } else if (s.verify) {
         printf("%d entries checked, %d bad%s\n", s.entries, s.bad, s.bad ? " (deleted: they are rebuilt on next use)" : "");
     } else if (s.clear) {
@@ -273,6 +279,33 @@ static int cmd_walk(const char *action) {
     }
     if (have_nvrtc) hr_nvrtc_close(&lib);
     return s.bad ? 1 : 0;
+}
+
+static int cmd_archive(const char *action, const char *path) {
+    char err[2048];
+    hr_kernel_cache cache;
+    if (hr_kernel_cache_open(&cache, NULL, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "hybridrt cache %s: %s\n", action, err);
+        return 1;
+    }
+    if (strcmp(action, "export") == 0) {
+        int n = hr_kernel_cache_export(&cache, path, err, sizeof err);
+        if (n < 0) {
+            fprintf(stderr, "hybridrt cache %s\n", err);
+            return 1;
+        }
+        printf("exported %d entries from %s to %s\n", n, cache.dir, path);
+        return 0;
+    }
+    int skipped = 0;
+    int n = hr_kernel_cache_import(&cache, path, &skipped, err, sizeof err);
+    if (n < 0) {
+        fprintf(stderr, "hybridrt cache %s\n", err);
+        return 1;
+    }
+    printf("imported %d entries into %s\n", n, cache.dir);
+    if (skipped) fprintf(stderr, "warning: %d archive members skipped (last: %s)\n", skipped, err);
+    return skipped ? 1 : 0;
 }
 
 int hr_cmd_cache(int argc, char **argv) {
@@ -294,6 +327,14 @@ int hr_cmd_cache(int argc, char **argv) {
         }
         return cmd_walk(action);
     }
-    fprintf(stderr, "hybridrt cache: unknown action '%s' (warm, list, stats, verify, clear; see --help)\n", action);
+    if (strcmp(action, "export") == 0 || strcmp(action, "import") == 0) {
+        if (argc != 2) {
+            fprintf(stderr, "hybridrt cache %s: needs one archive path (hybridrt cache %s FILE.tar)\n", action, action);
+            return 2;
+        }
+        return cmd_archive(action, argv[1]);
+    }
+    fprintf(stderr, "hybridrt cache: unknown action '%s' (warm, list, stats, verify, clear, export, import; see --help)\n",
+            action);
     return 2;
 }

@@ -18,6 +18,7 @@
 
 #include "jit/kernels.h"
 #include "jit/sha256.h"
+#include "jit/tar.h"
 
 #define MAGIC "HRKCACHE"
 #define HEADER_SIZE 60 /* magic 8, format u32, kind u32, image size u64, name length u32, sha256 32 */
@@ -131,6 +132,17 @@ int hr_kernel_cache_open(hr_kernel_cache *c, const char *dir, const hr_nvrtc *nv
         return -1;
     }
     c->nvrtc = nvrtc;
+    c->max_bytes = (int64_t)2 << 30;
+    const char *cap = getenv("HYBRIDRT_CACHE_MAX_BYTES");
+    if (cap && cap[0]) {
+        char *end = NULL;
+        long long v = strtoll(cap, &end, 10);
+        if (end == cap || *end || v < 0) {
+            snprintf(err, err_size, "HYBRIDRT_CACHE_MAX_BYTES=%s is not a byte count (0: no limit)", cap);
+            return -1;
+        }
+        c->max_bytes = v;
+    }
     c->writable = make_dirs(c->dir) == 0 && access(c->dir, W_OK) == 0;
     if (!c->writable)
         format_to(c->warning, sizeof c->warning,
@@ -412,6 +424,10 @@ int hr_kernel_cache_get(hr_kernel_cache *c, const hr_kernel_spec *spec, hr_nvrtc
                   bin, strerror(errno));
     if (lock_fd >= 0) close(lock_fd); /* releases the lock; the lock file stays (removing it would race) */
     if (rc) return -1;
+    if (c->writable && c->max_bytes > 0) {
+        int n = hr_kernel_cache_evict(c, c->max_bytes);
+        if (n > 0) c->evicted += n;
+    }
     if (was_bad) c->rebuilt++;
     else c->compiled++;
     *how = was_bad ? HR_CACHE_REBUILT : HR_CACHE_COMPILED;
@@ -445,4 +461,211 @@ int hr_kernel_cache_each(const hr_kernel_cache *c,
     }
     closedir(top);
     return count;
+}
+
+/* ---- eviction ---- */
+
+typedef struct {
+    char path[1300];
+    int64_t bytes;
+    struct timespec used;
+} lru_item;
+
+typedef struct {
+    lru_item *items;
+    int n, cap;
+    int64_t total;
+} lru_list;
+
+static int collect(const char *bin, int64_t bytes, const char *manifest, void *arg) {
+    (void)manifest;
+    lru_list *l = arg;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        lru_item *grown = realloc(l->items, sizeof *grown * (size_t)cap);
+        if (!grown) return 1;
+        l->items = grown;
+        l->cap = cap;
+    }
+    struct stat st;
+    if (stat(bin, &st) != 0) return 0;
+    lru_item *it = &l->items[l->n++];
+    snprintf(it->path, sizeof it->path, "%s", bin);
+    it->bytes = bytes;
+    it->used = st.st_mtim;
+    l->total += bytes;
+    return 0;
+}
+
+static int older_first(const void *a, const void *b) {
+    const lru_item *x = a, *y = b;
+    if (x->used.tv_sec != y->used.tv_sec) return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
+    if (x->used.tv_nsec != y->used.tv_nsec) return x->used.tv_nsec < y->used.tv_nsec ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+int hr_kernel_cache_evict(hr_kernel_cache *c, int64_t max_bytes) {
+    lru_list l = {0};
+    if (hr_kernel_cache_each(c, collect, &l) < 0) {
+        free(l.items);
+        return -1;
+    }
+    int removed = 0;
+    if (l.total > max_bytes) {
+        qsort(l.items, (size_t)l.n, sizeof *l.items, older_first);
+        for (int i = 0; i < l.n && l.total > max_bytes; i++) {
+            if (unlink(l.items[i].path) != 0) continue; /* another process may have removed it */
+            l.total -= l.items[i].bytes;
+            removed++;
+            size_t n = strlen(l.items[i].path);
+            if (n > 4 && n + 1 < sizeof l.items[i].path) { /* X.bin -> X.json, one byte longer */
+                strcpy(l.items[i].path + n - 4, ".json");
+                unlink(l.items[i].path);
+            }
+        }
+    }
+    free(l.items);
+    return removed;
+}
+
+/* ---- export / import ---- */
+
+#define ARCHIVE_ROOT "hybridrt-kernels-v1"
+
+typedef struct {
+    FILE *f;
+    int written, failed;
+} export_state;
+
+static int export_one(const char *bin, int64_t bytes, const char *manifest, void *arg) {
+    (void)bytes;
+    export_state *s = arg;
+    size_t size = 0, msize = 0;
+    uint8_t *data = read_all(bin, &size);
+    char why[256], name[128];
+    if (!data || parse_entry(data, size, NULL, why, sizeof why) != 0) { /* never ship a bad entry */
+        free(data);
+        return 0;
+    }
+    const char *file = strrchr(bin, '/');
+    file = file ? file + 1 : bin; /* <key>.bin */
+    snprintf(name, sizeof name, "%s/%.2s/%.68s", ARCHIVE_ROOT, file, file);
+    struct stat st;
+    int64_t mtime = stat(bin, &st) == 0 ? (int64_t)st.st_mtime : 0;
+    if (hr_tar_add(s->f, name, data, size, mtime) != 0) s->failed = 1;
+    free(data);
+    uint8_t *m = read_all(manifest, &msize);
+    if (m) {
+        snprintf(name, sizeof name, "%s/%.2s/%.64s.json", ARCHIVE_ROOT, file, file);
+        if (hr_tar_add(s->f, name, m, msize, mtime) != 0) s->failed = 1;
+        free(m);
+    }
+    s->written++;
+    return s->failed;
+}
+
+int hr_kernel_cache_export(const hr_kernel_cache *c, const char *path, char *err, size_t err_size) {
+    char tmp[1100];
+    if (format_to(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid())) {
+        snprintf(err, err_size, "export: the path is too long");
+        return -1;
+    }
+    export_state s = {.f = fopen(tmp, "wb")};
+    if (!s.f) {
+        snprintf(err, err_size, "export: cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int n = hr_kernel_cache_each(c, export_one, &s);
+    int ok = n >= 0 && !s.failed && hr_tar_finish(s.f) == 0;
+    ok = fclose(s.f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, err_size, "export: writing %s failed: %s", path, n < 0 ? "cannot read the cache" : strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return s.written;
+}
+
+typedef struct {
+    hr_kernel_cache *c;
+    int installed, skipped, kept;
+    char last_bin_key[65]; /* the key of the last entry installed or kept: its manifest may follow */
+    char *err;
+    size_t err_size;
+} import_state;
+
+static bool is_hex(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
+    return true;
+}
+
+static int import_one(const char *name, const void *data, size_t size, void *arg) {
+    import_state *s = arg;
+    /* Only ARCHIVE_ROOT/<kk>/<key>.bin|.json, with kk the key's first two digits: nothing else can be
+     * written, so a crafted archive cannot reach outside the cache. */
+    size_t root = strlen(ARCHIVE_ROOT), n = strlen(name);
+    bool is_bin = n == root + 4 + 68 && strcmp(name + n - 4, ".bin") == 0;
+    bool is_json = n == root + 4 + 69 && strcmp(name + n - 5, ".json") == 0;
+    const char *sub = (is_bin || is_json) ? name + root + 1 : NULL, *key = sub ? sub + 3 : NULL;
+    if (!sub || strncmp(name, ARCHIVE_ROOT "/", root + 1) != 0 || sub[2] != '/' || !is_hex(key, 64) ||
+        memcmp(sub, key, 2) != 0) {
+        s->skipped++;
+        snprintf(s->err, s->err_size, "skipped %s: not a kernel cache member", name);
+        return 0;
+    }
+    char dir[1200], path[1300], why[256];
+    if (format_to(dir, sizeof dir, "%s/%.2s", s->c->dir, key) ||
+        format_to(path, sizeof path, "%s/%.64s%s", dir, key, is_bin ? ".bin" : ".json"))
+        return 1;
+    if (is_json) {
+        if (strncmp(s->last_bin_key, key, 64) == 0 && write_atomic(path, data, size, NULL, 0) != 0) s->skipped++;
+        return 0;
+    }
+    s->last_bin_key[0] = '\0';
+    if (parse_entry(data, size, NULL, why, sizeof why) != 0) {
+        s->skipped++;
+        snprintf(s->err, s->err_size, "skipped %s: %s", name, why);
+        return 0;
+    }
+    hr_nvrtc_output existing;
+    if (load_entry(path, &existing, why, sizeof why) == 1) { /* a valid entry is already there */
+        hr_nvrtc_output_free(&existing);
+        s->kept++;
+        return 0;
+    }
+    if (make_dirs(dir) != 0 || write_atomic(path, data, size, NULL, 0) != 0) {
+        s->skipped++;
+        snprintf(s->err, s->err_size, "could not write %s: %s", path, strerror(errno));
+        return 0;
+    }
+    memcpy(s->last_bin_key, key, 64);
+    s->last_bin_key[64] = '\0';
+    s->installed++;
+    return 0;
+}
+
+int hr_kernel_cache_import(hr_kernel_cache *c, const char *path, int *skipped, char *err, size_t err_size) {
+    *skipped = 0;
+    if (!c->writable) {
+        snprintf(err, err_size, "import: the cache %s is not writable", c->dir);
+        return -1;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_size, "import: cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char note[512] = "";
+    import_state s = {.c = c, .err = note, .err_size = sizeof note};
+    char why[512];
+    int n = hr_tar_each(f, import_one, &s, why, sizeof why);
+    fclose(f);
+    if (n < 0) {
+        snprintf(err, err_size, "import: %s: %s (%d entries installed before)", path, why, s.installed);
+        return -1;
+    }
+    *skipped = s.skipped;
+    snprintf(err, err_size, "%s", note);
+    return s.installed;
 }

@@ -34,7 +34,8 @@ typedef struct hr_kernel_cache {
     bool writable;               /* false: compile in memory only */
     const hr_nvrtc *nvrtc;       /* compiles misses; NULL: lookups only */
     char nvrtc_id[256];          /* NVRTC's version and library file, part of every key */
-    int hits, compiled, rebuilt; /* this process's counts */
+    int64_t max_bytes;           /* size cap (HYBRIDRT_CACHE_MAX_BYTES, default 2 GiB); 0: none */
+    int hits, compiled, rebuilt, evicted; /* this process's counts */
     char warning[1200];          /* a non-fatal problem to report once (read-only dir, a bad entry) */
 } hr_kernel_cache;
 
@@ -66,5 +67,19 @@ int hr_kernel_cache_check_entry(const char *path, char *err, size_t err_size);
 int hr_kernel_cache_each(const hr_kernel_cache *c, int (*fn)(const char *bin, int64_t bytes, const char *manifest,
                                                             void *arg),
                          void *arg);
+
+/* Deletes least-recently-used entries (by modification time: a hit refreshes it) until the cache
+ * holds at most max_bytes. Returns the number deleted, or -1 when the directory cannot be read. */
+int hr_kernel_cache_evict(hr_kernel_cache *c, int64_t max_bytes);
+
+/* Writes every valid entry (and its manifest) to a tar archive at `path`, atomically. Returns the
+ * number of entries written, or -1 with err. */
+int hr_kernel_cache_export(const hr_kernel_cache *c, const char *path, char *err, size_t err_size);
+
+/* Installs the entries of an archive written by hr_kernel_cache_export: each is verified first; a
+ * bad or foreign member is skipped and counted in *skipped (its name in err when err is the only
+ * problem); entries already present are kept. Returns the number installed, or -1 with err (no
+ * archive, not a tar file, a read-only cache). */
+int hr_kernel_cache_import(hr_kernel_cache *c, const char *path, int *skipped, char *err, size_t err_size);
 
 #endif

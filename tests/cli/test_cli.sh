@@ -141,6 +141,7 @@ expect "cache without an action" 2 "usage: hybridrt cache" -- "$bin" cache
 expect "cache unknown action" 2 "unknown action 'frob'" -- "$bin" cache frob
 if "$bin" version | grep -qE "^NVRTC: +[0-9]"; then
     export HYBRIDRT_CACHE_DIR="$work/kcache"
+    echo "some text, more than five hundred and twelve bytes? no: a short file is not a tar archive either" >"$work/plain.txt"
     expect "cache warm" 0 "kernels: 2 compiled, 0 already cached, 0 failed" -- "$bin" cache warm --arch sm_80 --head-size 32
     expect "cache warm again" 0 "kernels: 0 compiled, 2 already cached, 0 failed" -- "$bin" cache warm --arch sm_80
     expect "cache warm, a GPU newer than NVRTC" 0 "sm_999 is newer than NVRTC .* PTX for compute_" -- "$bin" cache warm --arch sm_999
@@ -156,6 +157,16 @@ if "$bin" version | grep -qE "^NVRTC: +[0-9]"; then
     expect "cache warm, not an arch" 2 "'banana' is not a GPU architecture" -- "$bin" cache warm --arch banana
     expect "cache warm, bad head size" 2 "head size '48' is not 32, 64 or 128" -- "$bin" cache warm --head-size 48
     expect "cache warm, unknown option" 2 "unknown option '--fast'" -- "$bin" cache warm --fast
+    expect "cache export" 0 "exported 4 entries" -- "$bin" cache export "$work/kernels.tar"
+    expect "cache import elsewhere" 0 "imported 4 entries" -- env HYBRIDRT_CACHE_DIR="$work/kcache2" "$bin" cache import "$work/kernels.tar"
+    expect "imported kernels are cached" 0 "kernels: 0 compiled, 2 already cached" -- \
+        env HYBRIDRT_CACHE_DIR="$work/kcache2" "$bin" cache warm --arch sm_80
+    expect "cache import, no file" 1 "cannot open $work/none.tar" -- "$bin" cache import "$work/none.tar"
+    expect "cache import, not a tar" 1 "not a tar archive" -- "$bin" cache import "$work/plain.txt"
+    expect "cache export, no path" 2 "needs one archive path" -- "$bin" cache export
+    expect "cache stats shows the cap" 0 "cap: +1000000 bytes" -- env HYBRIDRT_CACHE_MAX_BYTES=1000000 "$bin" cache stats
+    expect "cache, a bad cap" 1 "HYBRIDRT_CACHE_MAX_BYTES=lots is not a byte count" -- \
+        env HYBRIDRT_CACHE_MAX_BYTES=lots "$bin" cache stats
     expect "cache clear" 0 "removed 4 entries" -- "$bin" cache clear
     expect "cache list, empty" 0 "no kernels cached" -- "$bin" cache list
     : >"$work/plainfile"

@@ -1,16 +1,20 @@
 /* The on-disk kernel cache, without a GPU: miss then hit, what the key depends on, corrupt and
- * truncated entries rebuilt, the manifest, two processes compiling the same miss once, and a
- * directory that cannot be created. Skips like jit.nvrtc where NVRTC is missing.
+ * truncated entries rebuilt, the manifest, two processes compiling the same miss once, a
+ * directory that cannot be created, export/import (corrupt, truncated, crafted archives) and
+ * least-recently-used eviction. Skips like jit.nvrtc where NVRTC is missing.
  * usage: test_cache KERNEL_SRC_DIR */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jit/cache.h"
 #include "jit/kernels.h"
+#include "jit/tar.h"
 #include "test_util.h"
 
 static char err[4096];
@@ -224,6 +228,132 @@ static void test_unwritable(const hr_nvrtc *lib, const char *dir) {
     unlink(file);
 }
 
+/* Lets the clock move on, so that entries used one after the other have distinct modification times. */
+static void pause_20ms(void) {
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static int count_entries(hr_kernel_cache *c) {
+    int n = 0;
+    hr_kernel_cache_each(c, entry_count, &n);
+    return n;
+}
+
+/* export -> import into an empty cache: the same entries, found as hits; archives that are bad or
+ * crafted are refused or skipped member by member. */
+static void test_archive(const hr_nvrtc *lib, const char *dir) {
+    hr_kernel_cache src, dst;
+    char dst_dir[1024], tar[1100], bad[1100];
+    snprintf(dst_dir, sizeof dst_dir, "%s-imported", dir);
+    snprintf(tar, sizeof tar, "%s.tar", dir);
+    snprintf(bad, sizeof bad, "%s-bad.tar", dir);
+    hr_kernel_cache_open(&src, dir, lib, err, sizeof err);
+    hr_kernel_cache_open(&dst, dst_dir, lib, err, sizeof err);
+    int n_src = count_entries(&src);
+    int exported = hr_kernel_cache_export(&src, tar, err, sizeof err);
+    CHECK(exported == n_src && n_src > 0, "exported %d of %d entries: %s", exported, n_src, err);
+    int skipped = -1;
+    int imported = hr_kernel_cache_import(&dst, tar, &skipped, err, sizeof err);
+    CHECK(imported == n_src && skipped == 0 && count_entries(&dst) == n_src, "imported %d, skipped %d: %s", imported,
+          skipped, err);
+    hr_kernel_spec spec = {.template_file = "fill.cu", .name_expression = "hr_fill<float>", .target = "sm_80"};
+    hr_cache_source how;
+    hr_nvrtc_output out;
+    CHECK(get(&dst, &spec, &how, &out) == 0 && how == HR_CACHE_HIT, "an imported kernel is a hit");
+    hr_nvrtc_output_free(&out);
+    CHECK(hr_kernel_cache_import(&dst, tar, &skipped, err, sizeof err) == 0 && skipped == 0,
+          "importing again keeps the entries there");
+
+    /* a flipped byte inside a member's image: that member is skipped, the others installed */
+    FILE *f = fopen(tar, "rb");
+    char *bytes = NULL;
+    long size = 0;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (bytes = malloc((size_t)size)) && fread(bytes, 1, (size_t)size, f) == (size_t)size) {
+        bytes[512 + 200] ^= 1; /* inside the first member's data */
+        FILE *g = fopen(bad, "wb");
+        if (g) fwrite(bytes, 1, (size_t)size, g), fclose(g);
+    }
+    if (f) fclose(f);
+    char fresh_dir[1100];
+    snprintf(fresh_dir, sizeof fresh_dir, "%s-fresh", dir);
+    hr_kernel_cache fresh;
+    hr_kernel_cache_open(&fresh, fresh_dir, lib, err, sizeof err);
+    imported = hr_kernel_cache_import(&fresh, bad, &skipped, err, sizeof err);
+    CHECK(imported == n_src - 1 && skipped == 1 && strstr(err, "checksum mismatch"),
+          "a corrupt member is skipped: imported %d, skipped %d, %s", imported, skipped, err);
+    /* truncated, and not a tar file at all */
+    f = fopen(bad, "wb");
+    if (f && bytes) fwrite(bytes, 1, 700, f);
+    if (f) fclose(f);
+    CHECK(hr_kernel_cache_import(&fresh, bad, &skipped, err, sizeof err) < 0 && strstr(err, "truncated"),
+          "a truncated archive: %s", err);
+    f = fopen(bad, "wb");
+    if (f) fputs("this is not a tar archive, just some text that is longer than nothing\n", f), fclose(f);
+    CHECK(hr_kernel_cache_import(&fresh, bad, &skipped, err, sizeof err) < 0 && strstr(err, "tar"),
+          "not a tar file: %s", err);
+    CHECK(hr_kernel_cache_import(&fresh, "/nonexistent.tar", &skipped, err, sizeof err) < 0 && strstr(err, "cannot open"),
+          "a missing archive: %s", err);
+    /* a member trying to leave the cache directory is skipped */
+    f = fopen(bad, "wb");
+    if (f) {
+        hr_tar_add(f, "hybridrt-kernels-v1/../../evil.bin", "x", 1, 0);
+        hr_tar_finish(f);
+        fclose(f);
+    }
+    CHECK(hr_kernel_cache_import(&fresh, bad, &skipped, err, sizeof err) == 0 && skipped == 1 &&
+              strstr(err, "not a kernel cache member"),
+          "a crafted member is skipped: %s", err);
+    free(bytes);
+    unlink(tar);
+    unlink(bad);
+}
+
+/* A size cap evicts the least recently used entries first. */
+static void test_eviction(const hr_nvrtc *lib, const char *dir) {
+    char evict_dir[1100];
+    snprintf(evict_dir, sizeof evict_dir, "%s-evict", dir);
+    hr_kernel_cache c;
+    hr_kernel_cache_open(&c, evict_dir, lib, err, sizeof err);
+    c.max_bytes = 0;
+    const char *targets[] = {"sm_75", "sm_80", "sm_86", "sm_90"};
+    hr_cache_source how;
+    hr_nvrtc_output out;
+    for (int i = 0; i < 4; i++) {
+        hr_kernel_spec spec = {.template_file = "fill.cu", .name_expression = "hr_fill<float>", .target = targets[i]};
+        get(&c, &spec, &how, &out);
+        hr_nvrtc_output_free(&out);
+        pause_20ms();
+    }
+    /* use sm_75 again: it becomes the most recently used */
+    hr_kernel_spec first = {.template_file = "fill.cu", .name_expression = "hr_fill<float>", .target = "sm_75"};
+    get(&c, &first, &how, &out);
+    hr_nvrtc_output_free(&out);
+    CHECK(count_entries(&c) == 4, "four entries before the cap");
+    int removed = hr_kernel_cache_evict(&c, 1); /* no entry fits in one byte */
+    CHECK(removed == 4 && count_entries(&c) == 0, "a 1-byte cap removes everything: %d", removed);
+    for (int i = 0; i < 4; i++) {
+        hr_kernel_spec spec = {.template_file = "fill.cu", .name_expression = "hr_fill<float>", .target = targets[i]};
+        get(&c, &spec, &how, &out);
+        hr_nvrtc_output_free(&out);
+        pause_20ms();
+    }
+    get(&c, &first, &how, &out); /* sm_75 used last */
+    hr_nvrtc_output_free(&out);
+    c.max_bytes = 3 * 6000; /* room for two or three entries */
+    hr_kernel_spec fifth = {.template_file = "fill.cu", .name_expression = "hr_fill<double>", .target = "sm_80"};
+    CHECK(get(&c, &fifth, &how, &out) == 0 && how == HR_CACHE_COMPILED && c.evicted >= 2, "storing past the cap evicts (%d)",
+          c.evicted);
+    hr_nvrtc_output_free(&out);
+    CHECK(get(&c, &first, &how, &out) == 0 && how == HR_CACHE_HIT, "the most recently used entry survives");
+    hr_nvrtc_output_free(&out);
+    hr_kernel_spec oldest = {.template_file = "fill.cu", .name_expression = "hr_fill<float>", .target = "sm_80"};
+    c.max_bytes = 0;
+    CHECK(get(&c, &oldest, &how, &out) == 0 && how == HR_CACHE_COMPILED, "the least recently used entry went first");
+    hr_nvrtc_output_free(&out);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_cache KERNEL_SRC_DIR\n");
@@ -243,8 +373,10 @@ int main(int argc, char **argv) {
     test_corruption(&lib, dir);
     test_concurrent(&lib, dir);
     test_unwritable(&lib, dir);
+    test_archive(&lib, dir);
+    test_eviction(&lib, dir);
     char cmd[2200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s-src'", dir, dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'-src '%s'-imported '%s'-fresh '%s'-evict", dir, dir, dir, dir, dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
     hr_nvrtc_close(&lib);
     return test_summary("jit.cache");

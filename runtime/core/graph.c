@@ -184,6 +184,44 @@ static int ensure_grad(hr_ctx *ctx, hr_tensor *t, bool clear) {
     return 0;
 }
 
+/* A view whose layout on its input's (contiguous) gradient is itself contiguous -- a reshape, or a
+ * slice of leading rows -- can share that gradient: what its consumers add to the view's gradient
+ * then lands in the input's directly, and the view's backward (a scatter-add) has nothing to do.
+ * That saves a copy and the zeroing of one whole buffer per view. The loss itself keeps its own
+ * gradient (backward sets it to 1, which must not overwrite a leaf's accumulated gradient). */
+static bool view_grad_shareable(const hr_node *n, const hr_tensor *root) {
+    const hr_tensor *in = n->in[0], *out = n->out[0];
+    if (n->op != HR_OP_VIEW || !in || !out || out == root || !in->requires_grad || out->grad_fn != n) return false;
+    int64_t stride[HR_MAX_DIMS];
+    hr_contiguous_strides(out->ndim, out->shape, stride);
+    for (int d = 0; d < out->ndim; d++) /* iattr: the view's strides on the input's contiguous layout */
+        if (out->shape[d] > 1 && n->iattr[d] != stride[d]) return false;
+    return true;
+}
+
+/* True when the view's gradient is the shared window of its input's gradient. */
+static bool view_grad_is_shared(const hr_node *n) {
+    const hr_tensor *g = n->out[0] ? n->out[0]->grad : NULL, *base = n->in[0] ? n->in[0]->grad : NULL;
+    return g && base && g->storage == base->storage && g->offset == base->offset + n->iattr[HR_MAX_DIMS];
+}
+
+/* Makes (or keeps) the view's gradient a window of its input's: the input's gradient must exist
+ * first (a leaf's is created here; an intermediate's was created, and cleared, at its producer). */
+static int share_view_grad(hr_ctx *ctx, hr_node *n) {
+    hr_tensor *in = n->in[0], *out = n->out[0];
+    if (ensure_grad(ctx, in, false)) return -1;
+    if (view_grad_is_shared(n)) return 0; /* a replayed graph keeps its windows */
+    hr_tensor *g = hr_tensor_alias(ctx, in->grad);
+    if (!g) return -1;
+    g->ndim = out->ndim;
+    memcpy(g->shape, out->shape, sizeof g->shape);
+    hr_contiguous_strides(out->ndim, out->shape, g->stride);
+    g->offset = in->grad->offset + n->iattr[HR_MAX_DIMS];
+    hr_tensor_release(out->grad);
+    out->grad = g;
+    return 0;
+}
+
 int hr_backward(hr_ctx *ctx, hr_tensor *root, bool keep_graph_grads) {
     char shape[96];
     if (hr_tensor_numel(root) != 1)
@@ -207,8 +245,10 @@ int hr_backward(hr_ctx *ctx, hr_tensor *root, bool keep_graph_grads) {
     double t_zero = ctx->profiling ? hr_now() : 0;
     for (int k = 0; k < order.n && !rc; k++) {
         hr_node *n = order.items[k];
-        for (int j = 0; j < n->n_out && !rc; j++)
-            if (n->out[j] && n->out[j]->grad_fn == n) rc = ensure_grad(ctx, n->out[j], true);
+        if (view_grad_shareable(n, root)) rc = share_view_grad(ctx, n);
+        else
+            for (int j = 0; j < n->n_out && !rc; j++)
+                if (n->out[j] && n->out[j]->grad_fn == n) rc = ensure_grad(ctx, n->out[j], true);
         for (int i = 0; i < n->n_in && !rc; i++)
             if (n->in[i] && n->in[i]->requires_grad && !n->in[i]->grad_fn) rc = ensure_grad(ctx, n->in[i], false);
     }
@@ -216,6 +256,7 @@ int hr_backward(hr_ctx *ctx, hr_tensor *root, bool keep_graph_grads) {
     if (!rc) hr_tensor_set_flat(root->grad, 0, 1.0);
     for (int k = order.n - 1; k >= 0 && !rc; k--) {
         hr_node *n = order.items[k];
+        if (n->op == HR_OP_VIEW && view_grad_is_shared(n)) continue; /* its gradient already landed */
         hr_device_kind dev = n->out[0] ? n->out[0]->storage->device.kind : HR_DEVICE_CPU;
         hr_op_fn bwd = ctx->ops[n->op].backward[dev];
         if (!bwd) {

@@ -3,7 +3,11 @@
 #include <stdio.h>
 
 #include "cli/commands.h"
+#include <string.h>
+
 #include "cuda/driver.h"
+#include "cuda/smoke.h"
+#include "jit/cache.h"
 #include "jit/nvrtc.h"
 
 /* "sm_75 sm_80 ..." into buf. */
@@ -44,13 +48,42 @@ void hr_print_gpu_libraries(void) {
     }
 }
 
+/* `--smoke`: one end-to-end kernel run per GPU. Returns 1 when any fails. */
+static int smoke_all(const hr_cuda_driver *drv, int count) {
+    char err[2048];
+    hr_nvrtc nvrtc;
+    if (hr_nvrtc_open(&nvrtc, err, sizeof err) != 0) {
+        printf("smoke: NVRTC is needed to build the kernels: %s\n", err);
+        return 1;
+    }
+    hr_kernel_cache cache;
+    if (hr_kernel_cache_open(&cache, NULL, &nvrtc, err, sizeof err) != 0) {
+        printf("smoke: %s\n", err);
+        hr_nvrtc_close(&nvrtc);
+        return 1;
+    }
+    if (cache.warning[0]) fprintf(stderr, "warning: %s\n", cache.warning);
+    int failed = 0;
+    for (int i = 0; i < count; i++) {
+        char msg[3072];
+        int rc = hr_cuda_smoke_test(drv, i, &cache, msg, sizeof msg);
+        printf("  cuda:%d  smoke %s: %s\n", i, rc ? "FAILED" : "ok", msg);
+        failed |= rc != 0;
+    }
+    hr_nvrtc_close(&nvrtc);
+    return failed;
+}
+
 int hr_cmd_devices(int argc, char **argv) {
     if (hr_wants_help(argc, argv)) {
-        printf("usage: hybridrt devices\n\nLists the NVIDIA GPUs the driver sees: index, name, SM architecture, multiprocessors\n"
-               "and memory, with the driver version. Exits 1 (saying why) when there is no usable GPU.\n");
+        printf("usage: hybridrt devices [--smoke]\n\nLists the NVIDIA GPUs the driver sees: index, name, SM architecture, multiprocessors\n"
+               "and memory, with the driver version. Exits 1 (saying why) when there is no usable GPU.\n\n"
+               "  --smoke  also run a kernel on each GPU end to end (from the kernel cache, NVRTC on a miss;\n"
+               "           loaded, launched, read back and compared); exits 1 when one fails\n");
         return 0;
     }
-    if (argc > 0) {
+    int smoke = argc == 1 && strcmp(argv[0], "--smoke") == 0;
+    if (argc > 0 && !smoke) {
         fprintf(stderr, "hybridrt devices: unexpected argument '%s' (see hybridrt devices --help)\n", argv[0]);
         return 2;
     }
@@ -81,6 +114,7 @@ int hr_cmd_devices(int argc, char **argv) {
         printf("  cuda:%d  %s  sm_%d  %d SMs  %.1f GiB\n", i, info.name, info.sm, info.multiprocessors,
                (double)info.memory_bytes / (1024.0 * 1024.0 * 1024.0));
     }
+    if (smoke) status |= smoke_all(&drv, count);
     hr_cuda_driver_close(&drv);
     return status;
 }

@@ -36,6 +36,18 @@ int hr_cuda_driver_open(hr_cuda_driver *drv, char *err, size_t err_size) {
     LOAD(DeviceGetAttribute, "cuDeviceGetAttribute");
     LOAD(DeviceTotalMem, "cuDeviceTotalMem_v2");
     LOAD(GetErrorString, "cuGetErrorString");
+    LOAD(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+    LOAD(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2");
+    LOAD(CtxSetCurrent, "cuCtxSetCurrent");
+    LOAD(CtxSynchronize, "cuCtxSynchronize");
+    LOAD(MemAlloc, "cuMemAlloc_v2");
+    LOAD(MemFree, "cuMemFree_v2");
+    LOAD(MemcpyHtoD, "cuMemcpyHtoD_v2");
+    LOAD(MemcpyDtoH, "cuMemcpyDtoH_v2");
+    LOAD(ModuleLoadData, "cuModuleLoadData");
+    LOAD(ModuleUnload, "cuModuleUnload");
+    LOAD(ModuleGetFunction, "cuModuleGetFunction");
+    LOAD(LaunchKernel, "cuLaunchKernel");
 #undef LOAD
     if (!rc) drv->DriverGetVersion(&drv->version);
     int result;

@@ -18,6 +18,21 @@ typedef struct hr_cuda_driver {
     int (*DeviceGetAttribute)(int *value, int attribute, int device);
     int (*DeviceTotalMem)(size_t *bytes, int device);
     int (*GetErrorString)(int result, const char **text);
+    /* contexts, memory, modules, launches (CUcontext, CUmodule, CUfunction are opaque pointers;
+     * CUdeviceptr is a 64-bit integer) */
+    int (*DevicePrimaryCtxRetain)(void **ctx, int device);
+    int (*DevicePrimaryCtxRelease)(int device);
+    int (*CtxSetCurrent)(void *ctx);
+    int (*CtxSynchronize)(void);
+    int (*MemAlloc)(unsigned long long *ptr, size_t bytes);
+    int (*MemFree)(unsigned long long ptr);
+    int (*MemcpyHtoD)(unsigned long long dst, const void *src, size_t bytes);
+    int (*MemcpyDtoH)(void *dst, unsigned long long src, size_t bytes);
+    int (*ModuleLoadData)(void **module, const void *image);
+    int (*ModuleUnload)(void *module);
+    int (*ModuleGetFunction)(void **function, void *module, const char *name);
+    int (*LaunchKernel)(void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                        unsigned shared_bytes, void *stream, void **params, void **extra);
 } hr_cuda_driver;
 
 /* Opens libcuda.so.1 (HYBRIDRT_CUDA_DRIVER_LIBRARY names a file to use instead) and initialises it.

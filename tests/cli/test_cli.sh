@@ -53,6 +53,8 @@ expect "devices --help" 0 "usage: hybridrt devices" -- "$bin" devices --help
 expect "devices without a driver" 1 "^no usable GPU: no NVIDIA driver: HYBRIDRT_CUDA_DRIVER_LIBRARY=/nope/libcuda.so.1" -- \
     env HYBRIDRT_CUDA_DRIVER_LIBRARY=/nope/libcuda.so.1 "$bin" devices
 expect "devices with an argument" 2 "unexpected argument 'x'" -- "$bin" devices x
+expect "devices --smoke without a driver" 1 "^no usable GPU: no NVIDIA driver" -- \
+    env HYBRIDRT_CUDA_DRIVER_LIBRARY=/nope/libcuda.so.1 "$bin" devices --smoke
 expect "no command" 2 "usage:" -- "$bin"
 expect "unknown command" 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
 expect "run without script" 2 "missing the script" -- "$bin" run

@@ -13,9 +13,28 @@ extern const hr_embedded_file hr_embedded_kernels[]; /* embedded_kernels.c, gene
 extern const int hr_embedded_kernels_count;
 
 static const char *const fill_kernels[] = {"hr_fill<float>", "hr_fill<double>", NULL};
+/* every activation of runtime/cpu/elementwise.inc, forward and backward, f32 and f64 */
+static const char *const unary_kernels[] = {
+    "hr_unary_forward<float, hr_exp_op>", "hr_unary_backward<float, hr_exp_op>",
+    "hr_unary_forward<float, hr_tanh_op>", "hr_unary_backward<float, hr_tanh_op>",
+    "hr_unary_forward<float, hr_sigmoid_op>", "hr_unary_backward<float, hr_sigmoid_op>",
+    "hr_unary_forward<float, hr_silu_op>", "hr_unary_backward<float, hr_silu_op>",
+    "hr_unary_forward<float, hr_gelu_op>", "hr_unary_backward<float, hr_gelu_op>",
+    "hr_unary_forward<float, hr_softplus_op>", "hr_unary_backward<float, hr_softplus_op>",
+    "hr_unary_forward<float, hr_relu_op>", "hr_unary_backward<float, hr_relu_op>",
+    "hr_unary_forward<float, hr_relu_squared_op>", "hr_unary_backward<float, hr_relu_squared_op>",
+    "hr_unary_forward<double, hr_exp_op>", "hr_unary_backward<double, hr_exp_op>",
+    "hr_unary_forward<double, hr_tanh_op>", "hr_unary_backward<double, hr_tanh_op>",
+    "hr_unary_forward<double, hr_sigmoid_op>", "hr_unary_backward<double, hr_sigmoid_op>",
+    "hr_unary_forward<double, hr_silu_op>", "hr_unary_backward<double, hr_silu_op>",
+    "hr_unary_forward<double, hr_gelu_op>", "hr_unary_backward<double, hr_gelu_op>",
+    "hr_unary_forward<double, hr_softplus_op>", "hr_unary_backward<double, hr_softplus_op>",
+    "hr_unary_forward<double, hr_relu_op>", "hr_unary_backward<double, hr_relu_op>",
+    "hr_unary_forward<double, hr_relu_squared_op>", "hr_unary_backward<double, hr_relu_squared_op>", NULL};
 
 const hr_kernel_template hr_kernel_templates[] = {
     {"fill.cu", fill_kernels},
+    {"unary.cu", unary_kernels},
 };
 const int hr_kernel_template_count = (int)(sizeof hr_kernel_templates / sizeof hr_kernel_templates[0]);
 

@@ -58,6 +58,8 @@ bool hr_nvrtc_supports(const hr_nvrtc *lib, int arch) {
 void hr_nvrtc_output_free(hr_nvrtc_output *out) {
     free(out->image);
     free(out->lowered_name);
+    for (int i = 0; out->more_lowered && i < out->n_more; i++) free(out->more_lowered[i]);
+    free(out->more_lowered);
     free(out->log);
     memset(out, 0, sizeof *out);
 }
@@ -124,10 +126,12 @@ int hr_nvrtc_compile(const hr_nvrtc *lib, const hr_nvrtc_job *job, hr_nvrtc_outp
         return -1;
     }
     int status = -1;
-    if ((rc = lib->AddNameExpression(prog, name_expression)) != 0) {
-        snprintf(err, err_size, "%s: nvrtcAddNameExpression(%s): %s", src_name, name_expression,
-                 lib->GetErrorString(rc));
-        goto done;
+    for (int i = -1; i < job->n_more; i++) {
+        const char *expr = i < 0 ? name_expression : job->more_names[i];
+        if ((rc = lib->AddNameExpression(prog, expr)) != 0) {
+            snprintf(err, err_size, "%s: nvrtcAddNameExpression(%s): %s", src_name, expr, lib->GetErrorString(rc));
+            goto done;
+        }
     }
     rc = lib->CompileProgram(prog, n_options + 2, opts);
     if (read_log(lib, prog, out)) {
@@ -146,6 +150,22 @@ int hr_nvrtc_compile(const hr_nvrtc *lib, const hr_nvrtc_job *job, hr_nvrtc_outp
         snprintf(err, err_size, "%s: no kernel for the name expression %s: %s", src_name, name_expression,
                  rc ? lib->GetErrorString(rc) : "empty name");
         goto done;
+    }
+    if (job->n_more > 0) {
+        out->more_lowered = calloc((size_t)job->n_more, sizeof *out->more_lowered);
+        if (!out->more_lowered) {
+            snprintf(err, err_size, "%s: out of memory", src_name);
+            goto done;
+        }
+        out->n_more = job->n_more;
+        for (int i = 0; i < job->n_more; i++) {
+            const char *more = NULL;
+            if ((rc = lib->GetLoweredName(prog, job->more_names[i], &more)) != 0 || !more ||
+                !(out->more_lowered[i] = copy_string(more))) {
+                snprintf(err, err_size, "%s: no kernel for the name expression %s", src_name, job->more_names[i]);
+                goto done;
+            }
+        }
     }
     size_t size = 0;
     rc = ptx ? lib->GetPTXSize(prog, &size) : lib->GetCUBINSize(prog, &size);
@@ -170,12 +190,11 @@ int hr_nvrtc_compile(const hr_nvrtc *lib, const hr_nvrtc_job *job, hr_nvrtc_outp
 done:
     lib->DestroyProgram(&prog); /* the lowered name points into the program: copied above */
     free(opts);
-    if (status) {
-        free(out->image);
-        free(out->lowered_name);
-        out->image = NULL;
-        out->lowered_name = NULL;
-        out->size = 0;
+    if (status) { /* keep the log, drop everything else */
+        char *log = out->log;
+        out->log = NULL;
+        hr_nvrtc_output_free(out);
+        out->log = log;
     }
     return status;
 }

@@ -47,6 +47,8 @@ typedef struct hr_nvrtc_output {
     size_t size;
     bool is_ptx;
     char *lowered_name;          /* the mangled name of the kernel the name expression chose */
+    char **more_lowered;         /* the same for each of the job's more_names (NULL when none) */
+    int n_more;
     char *log;                   /* NVRTC's log (warnings, or the errors of a failed compile) */
 } hr_nvrtc_output;
 void hr_nvrtc_output_free(hr_nvrtc_output *out);
@@ -60,6 +62,8 @@ typedef struct hr_nvrtc_job {
     int n_options;
     const char *const *header_sources, *const *header_names;
     int n_headers;
+    const char *const *more_names; /* further kernels to instantiate in the same program (one module) */
+    int n_more;
 } hr_nvrtc_job;
 
 /* Compiles one job. Returns 0, or -1 with err naming the kernel, the target and NVRTC's first log

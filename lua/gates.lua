@@ -48,9 +48,11 @@ if not (o.lr > 0) then error("gates: lr must be > 0", 0) end
 hr.manual_seed(o.seed)
 local model
 if o.ckpt then
+  local given = arg and arg.opts or {}
   for _, k in ipairs(MODEL_KEYS) do
-    if (arg and arg.opts or {})[k] ~= nil then error(string.format("gates: %s= cannot be combined with ckpt= (the checkpoint " ..
-                                                   "holds the model's config)", k), 0) end
+    if given[k] ~= nil then
+      error(string.format("gates: %s= cannot be combined with ckpt= (the checkpoint holds the model's config)", k), 0)
+    end
   end
   local f = io.open(o.ckpt, "rb")
   if not f then error("gates: no checkpoint at " .. o.ckpt, 0) end

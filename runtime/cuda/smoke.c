@@ -28,7 +28,10 @@ static int fill_check(const hr_cuda_driver *drv, hr_kernel_cache *cache, const c
                            .target = target};
     hr_nvrtc_output out;
     char text[256];
-    if (hr_kernel_cache_get(cache, &spec, &out, how, msg, msg_size) != 0) return -1;
+    if (hr_kernel_cache_get(cache, &spec, &out, how, msg, msg_size) != 0) {
+        hr_nvrtc_output_free(&out); /* a failed compile leaves its log */
+        return -1;
+    }
     const long long n = (1 << 20) + 3; /* not a multiple of any block size */
     size_t elem = f64 ? sizeof(double) : sizeof(float), bytes = (size_t)n * elem;
     void *module = NULL, *function = NULL;

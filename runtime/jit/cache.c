@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <utime.h>
 
+#include "io/fileio.h"
 #include "jit/kernels.h"
 #include "jit/sha256.h"
 #include "jit/tar.h"
@@ -25,23 +26,6 @@
 #define MAX_HEADERS 32
 
 /* ---- small file helpers ---- */
-
-static void put_u32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p) {
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
-static uint64_t get_u64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
 
 /* printf into dst; -1 when it did not fit (a path must never be used cut short). */
 __attribute__((format(printf, 3, 4))) static int format_to(char *dst, size_t size, const char *fmt, ...) {
@@ -84,7 +68,8 @@ static uint8_t *read_all(const char *path, size_t *size) {
     return data;
 }
 
-/* Writes bytes to a unique temp file beside `path` and renames it over `path`. */
+/* Writes bytes to a unique temp file beside `path`, syncs it and renames it over `path`. (io/fileio's
+ * atomic writer does the same but reports through a runtime context, which the cache has not.) */
 static int write_atomic(const char *path, const void *a, size_t na, const void *b, size_t nb) {
     char tmp[1200];
     static const char digits[] = "0123456789abcdef";
@@ -98,6 +83,7 @@ static int write_atomic(const char *path, const void *a, size_t na, const void *
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
     if (fd < 0) return -1;
     int ok = (na == 0 || write(fd, a, na) == (ssize_t)na) && (nb == 0 || write(fd, b, nb) == (ssize_t)nb);
+    ok = ok && fsync(fd) == 0; /* the bytes are on disk before the name points at them */
     ok = close(fd) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
         unlink(tmp); /* best effort */
@@ -166,7 +152,7 @@ int hr_kernel_cache_open(hr_kernel_cache *c, const char *dir, const hr_nvrtc *nv
 
 static void hash_field(hr_sha256 *s, const char *data, size_t size) {
     uint8_t len[8];
-    put_u64(len, size);
+    hr_put_le64(len, size);
     hr_sha256_update(s, len, 8);
     hr_sha256_update(s, data, size);
 }
@@ -241,8 +227,8 @@ static int parse_entry(const uint8_t *data, size_t size, hr_nvrtc_output *out, c
                  size);
         return -1;
     }
-    uint32_t format = get_u32(data + 8), kind = get_u32(data + 12), name_len = get_u32(data + 24);
-    uint64_t image_size = get_u64(data + 16);
+    uint32_t format = hr_get_le32(data + 8), kind = hr_get_le32(data + 12), name_len = hr_get_le32(data + 24);
+    uint64_t image_size = hr_get_le64(data + 16);
     if (format != HR_CACHE_FORMAT) {
         snprintf(err, err_size, "format version %u, this hybridrt reads %d", format, HR_CACHE_FORMAT);
         return -1;
@@ -317,10 +303,10 @@ static int store_entry(const char *bin, const char *json, const hr_kernel_spec *
     memcpy(payload + name_len, out->image, out->size);
     uint8_t header[HEADER_SIZE];
     memcpy(header, MAGIC, 8);
-    put_u32(header + 8, HR_CACHE_FORMAT);
-    put_u32(header + 12, out->is_ptx ? 1 : 0);
-    put_u64(header + 16, out->size);
-    put_u32(header + 24, (uint32_t)name_len);
+    hr_put_le32(header + 8, HR_CACHE_FORMAT);
+    hr_put_le32(header + 12, out->is_ptx ? 1 : 0);
+    hr_put_le64(header + 16, out->size);
+    hr_put_le32(header + 24, (uint32_t)name_len);
     hr_sha256 s;
     hr_sha256_init(&s);
     hr_sha256_update(&s, payload, body);

@@ -1,5 +1,6 @@
 /* hybridrt cache warm|list|stats|verify|clear|export|import: the on-disk kernel cache (runtime/jit/cache.c). */
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,20 +49,9 @@ static int resolve_target(const hr_nvrtc *lib, const char *arch, char *target, s
         snprintf(err, err_size, "'%s' is not a GPU architecture (write sm_80, sm_90a, compute_90 or 90)", arch);
         return -1;
     }
-    int newest = lib->archs[lib->n_archs - 1], oldest = lib->archs[0];
-    if (sm > newest) {
-        snprintf(target, size, "compute_%d", newest);
-        return 1; /* PTX, finished by the driver */
-    }
-    if (sm < oldest) {
-        snprintf(err, err_size, "sm_%ld is older than NVRTC %d.%d supports (sm_%d and newer)%s", sm, lib->major, lib->minor,
-                 oldest, sm == 70 || sm == 72 ? "; Volta needs NVRTC 12 (CUDA 12.x)" : "");
-        return -1;
-    }
-    if (!hr_nvrtc_supports(lib, (int)sm)) {
-        snprintf(err, err_size, "NVRTC %d.%d does not list sm_%ld", lib->major, lib->minor, sm);
-        return -1;
-    }
+    if (sm > INT_MAX) sm = INT_MAX;
+    int rc = hr_nvrtc_target_for(lib, (int)sm, target, size, err, err_size);
+    if (rc != 0) return rc; /* PTX for the newest, or an error */
     if (strncmp(arch, "compute_", 8) == 0) snprintf(target, size, "compute_%ld", sm);
     else snprintf(target, size, "sm_%ld%s", sm, end);
     return 0;

@@ -6,21 +6,6 @@
 
 #include "core/context.h"
 
-int hr_cuda_target_for(const hr_nvrtc *lib, int sm, char *target, size_t size, char *err, size_t err_size) {
-    if (hr_nvrtc_supports(lib, sm)) {
-        snprintf(target, size, "sm_%d", sm);
-        return 0;
-    }
-    int newest = lib->archs[lib->n_archs - 1];
-    if (sm > newest) {
-        snprintf(target, size, "compute_%d", newest); /* PTX: the driver compiles it for the GPU */
-        return 0;
-    }
-    snprintf(err, err_size, "sm_%d is not a target of NVRTC %d.%d (sm_%d and newer)%s", sm, lib->major, lib->minor,
-             lib->archs[0], sm == 70 || sm == 72 ? "; Volta needs NVRTC 12 (CUDA 12.x)" : "");
-    return -1;
-}
-
 /* One dtype: fill n elements with `value` on the device, read them back, compare. */
 static int fill_check(const hr_cuda_driver *drv, hr_kernel_cache *cache, const char *target, int f64, char *msg,
                       size_t msg_size, hr_cache_source *how) {
@@ -95,7 +80,7 @@ int hr_cuda_smoke_test(const hr_cuda_driver *drv, int ordinal, hr_kernel_cache *
         snprintf(msg, msg_size, "NVRTC is needed to find or build the kernels");
         return -1;
     }
-    if (hr_cuda_target_for(cache->nvrtc, info.sm, target, sizeof target, err, sizeof err) != 0) {
+    if (hr_nvrtc_target_for(cache->nvrtc, info.sm, target, sizeof target, err, sizeof err) < 0) {
         snprintf(msg, msg_size, "%s: %s", info.name, err);
         return -1;
     }

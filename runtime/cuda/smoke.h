@@ -10,10 +10,6 @@
 #include "cuda/driver.h"
 #include "jit/cache.h"
 
-/* The target to compile for a GPU of architecture sm (e.g. 90): "sm_90" when NVRTC lists it, PTX for
- * NVRTC's newest ("compute_121") when the GPU is newer. Returns 0, or -1 with err (an older GPU). */
-int hr_cuda_target_for(const hr_nvrtc *lib, int sm, char *target, size_t size, char *err, size_t err_size);
-
 /* Returns 0 with a one-line summary in msg (target, cached or compiled, times), or -1 with what
  * failed in msg. */
 int hr_cuda_smoke_test(const hr_cuda_driver *drv, int ordinal, hr_kernel_cache *cache, char *msg, size_t msg_size);

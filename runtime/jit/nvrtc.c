@@ -55,6 +55,25 @@ bool hr_nvrtc_supports(const hr_nvrtc *lib, int arch) {
     return false;
 }
 
+int hr_nvrtc_target_for(const hr_nvrtc *lib, int sm, char *target, size_t size, char *err, size_t err_size) {
+    int newest = lib->archs[lib->n_archs - 1], oldest = lib->archs[0];
+    if (sm > newest) {
+        snprintf(target, size, "compute_%d", newest);
+        return 1;
+    }
+    if (sm < oldest) {
+        snprintf(err, err_size, "sm_%d is older than NVRTC %d.%d supports (sm_%d and newer)%s", sm, lib->major, lib->minor,
+                 oldest, sm == 70 || sm == 72 ? "; Volta needs NVRTC 12 (CUDA 12.x)" : "");
+        return -1;
+    }
+    if (!hr_nvrtc_supports(lib, sm)) {
+        snprintf(err, err_size, "NVRTC %d.%d does not list sm_%d", lib->major, lib->minor, sm);
+        return -1;
+    }
+    snprintf(target, size, "sm_%d", sm);
+    return 0;
+}
+
 void hr_nvrtc_output_free(hr_nvrtc_output *out) {
     free(out->image);
     free(out->lowered_name);

@@ -41,6 +41,11 @@ void hr_nvrtc_close(hr_nvrtc *lib);
 /* True when NVRTC lists sm_<arch> (arch = 10 * major + minor). */
 bool hr_nvrtc_supports(const hr_nvrtc *lib, int arch);
 
+/* The target to build for a GPU of architecture sm (e.g. 90): "sm_90" when NVRTC lists it (returns 0);
+ * PTX for NVRTC's newest, "compute_121", when the GPU is newer (returns 1: the driver finishes it);
+ * -1 with err for a GPU older than NVRTC supports (naming NVRTC 12 for Volta) or one it does not list. */
+int hr_nvrtc_target_for(const hr_nvrtc *lib, int sm, char *target, size_t size, char *err, size_t err_size);
+
 /* What one compilation produced. Free with hr_nvrtc_output_free. */
 typedef struct hr_nvrtc_output {
     char *image;                 /* the cubin (ELF) or, for a compute_XY target, NUL-terminated PTX */

@@ -19,6 +19,8 @@ static int read_header(hr_ctx *ctx, const char *path, const uint8_t *p, size_t s
                         HR_TOKENS_VERSION);
     if (width != 2 && width != 4) return hr_error(ctx, "%s: token id width is %u bytes, not 2 or 4", path, width);
     if (vocab == 0) return hr_error(ctx, "%s: the vocab size in the header is 0", path);
+    if (width == 2 && vocab > 65536)
+        return hr_error(ctx, "%s: the vocab size %u does not fit ids 2 bytes wide (at most 65536)", path, vocab);
     if (reserved != 0) return hr_error(ctx, "%s: the reserved header field is %u, not 0", path, reserved);
     if (n > bytes / width)
         return hr_error(ctx, "%s: truncated: the header says %llu tokens (%llu bytes of ids) but %llu bytes follow it",
@@ -68,10 +70,26 @@ hr_tokens *hr_tokens_open(hr_ctx *ctx, const char *path) {
     return tok;
 }
 
+hr_tokens *hr_tokens_from_ids(hr_ctx *ctx, const char *path, uint32_t *ids, int64_t n, uint32_t vocab) {
+    hr_tokens *tok = calloc(1, sizeof *tok);
+    char *name = strdup(path);
+    if (!tok || !name) {
+        free(tok);
+        free(name);
+        free(ids);
+        hr_error(ctx, "%s: out of memory", path);
+        return NULL;
+    }
+    *tok = (hr_tokens){.kind = HR_TOKENS_FILE, .n_tokens = n, .vocab = vocab, .width = 4,
+                       .ids = (const uint8_t *)ids, .owned = ids, .path = name};
+    return tok;
+}
+
 void hr_tokens_close(hr_tokens *tok) {
     if (!tok) return;
     hr_mapped_file m = {tok->map, tok->map_size};
-    hr_unmap_file(&m);
+    if (tok->map) hr_unmap_file(&m);
+    free(tok->owned);
     free(tok->path);
     free(tok);
 }

@@ -27,15 +27,21 @@ typedef struct {
     uint32_t vocab;     /* 256 for text */
     int width;          /* bytes per id: 1 (text), 2 or 4 */
     const uint8_t *ids; /* inside the mapping */
-    const void *map;    /* the whole file, mapped read-only */
+    const void *map;    /* the whole file, mapped read-only (NULL for ids held in memory) */
     size_t map_size;
+    uint32_t *owned;    /* ids held in memory (hr_tokens_from_ids), freed by close */
     char *path;
 } hr_tokens;
 
 /* Maps path. Returns NULL with the context's error naming the file: missing (with the system's
  * reason), empty, or a token file whose header or size is wrong (truncated, trailing bytes). */
 hr_tokens *hr_tokens_open(hr_ctx *ctx, const char *path);
-void hr_tokens_close(hr_tokens *tok); /* unmaps; NULL is fine */
+void hr_tokens_close(hr_tokens *tok); /* unmaps or frees; NULL is fine */
+
+/* Tokens held in memory (text encoded at load time by a tokenizer): takes ownership of ids (malloc'ed,
+ * n of them, all below vocab) and names them path. kind is HR_TOKENS_FILE. NULL when out of memory
+ * (ids are then freed). */
+hr_tokens *hr_tokens_from_ids(hr_ctx *ctx, const char *path, uint32_t *ids, int64_t n, uint32_t vocab);
 
 /* Token i (0 <= i < n_tokens; not checked, nor against the vocab). */
 static inline uint32_t hr_tokens_get(const hr_tokens *tok, int64_t i) {

@@ -7,6 +7,7 @@
 
 #include "core/context.h"
 #include "core/tensor.h"
+#include "io/tokenfile.h"
 
 #define HR_TENSOR_MT "hybridrt.Tensor"
 #define HR_GRAPH_MT "hybridrt.Graph"
@@ -37,6 +38,10 @@ void hr_lua_open_autograd(lua_State *L); /* no_grad, capture, graph metatable */
 void hr_lua_open_io(lua_State *L);       /* safetensors and token files */
 void hr_lua_open_optim(lua_State *L);    /* adamw_, sum_squares */
 void hr_lua_open_system(lua_State *L);   /* isatty, mkdir, Ctrl-C, source_dir */
+void hr_lua_open_tokenizer(lua_State *L); /* the table hr.tokenizer and the Tokenizer userdata */
+
+/* Pushes a Tokens userdata (hr.open_tokens) that owns tok. */
+void hr_lua_push_tokens(lua_State *L, hr_tokens *tok);
 
 /* `require "hybridrt.core"` */
 int luaopen_hybridrt_core(lua_State *L);

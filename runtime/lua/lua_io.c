@@ -126,6 +126,12 @@ static int l_open_tokens(lua_State *L) {
     return 1;
 }
 
+void hr_lua_push_tokens(lua_State *L, hr_tokens *tok) {
+    tokens_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->tok = tok;
+    luaL_setmetatable(L, HR_TOKENS_MT);
+}
+
 static int t_close(lua_State *L) {
     tokens_box *box = luaL_checkudata(L, 1, HR_TOKENS_MT);
     hr_tokens_close(box->tok);

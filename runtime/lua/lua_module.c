@@ -315,6 +315,7 @@ int luaopen_hybridrt_core(lua_State *L) {
     hr_lua_open_io(L);
     hr_lua_open_optim(L);
     hr_lua_open_system(L);
+    hr_lua_open_tokenizer(L);
     lua_pushstring(L, HR_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

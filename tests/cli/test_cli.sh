@@ -1,27 +1,7 @@
 #!/usr/bin/env bash
 # CLI behaviour: exit codes and the messages users see. Usage: test_cli.sh path/to/hybridrt
 set -u
-bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-src=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-passed=0 failed=0
-
-# expect NAME WANT_STATUS PATTERN -- COMMAND...: runs it, checks status and that output matches PATTERN
-expect() {
-    local name=$1 want=$2 pattern=$3
-    shift 4
-    local out status
-    out=$("$@" 2>&1)
-    status=$?
-    if [ "$status" -eq "$want" ] && grep -qE -- "$pattern" <<<"$out"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        printf 'FAIL %s: status %s (want %s), output:\n%s\n' "$name" "$status" "$want" "$out" >&2
-    fi
-}
+source "$(dirname "$0")/expect.sh" "$1"
 
 expect "version" 0 "^hybridrt [0-9]+\.[0-9]+" -- "$bin" version
 expect "version names Lua" 0 "Lua: +Lua 5\.4" -- "$bin" version
@@ -118,12 +98,12 @@ fi
 printf 'local ds = hr.open_tokens("tok.bin")\nprint("tokens", ds:len(), ds.vocab, string.char(ds:get(0), ds:get(23)))\n' >readtok.lua
 expect "tokenize output reads back" 0 "tokens.24.256.he" -- "$bin" run readtok.lua
 expect "tokenize from stdin" 0 "1 file, 5 bytes in" -- bash -c "printf abcde | '$bin' tokenize - -o stdin.bin"
-expect "tokenize --help" 0 "usage: hybridrt tokenize IN" -- "$bin" tokenize --help
+expect "tokenize --help" 0 "usage: hybridrt tokenize \[options\] IN" -- "$bin" tokenize --help
 expect "help tokenize" 0 "--tokenizer" -- "$bin" help tokenize
 expect "tokenize missing input" 1 "cannot read 'nope.txt': No such file" -- "$bin" tokenize in1.txt nope.txt -o miss.bin
 expect "tokenize without -o" 2 "missing the output file" -- "$bin" tokenize in1.txt
 expect "tokenize without inputs" 2 "no input files" -- "$bin" tokenize -o x.bin
-expect "tokenize unknown tokenizer" 2 "unsupported tokenizer 'gpt2': only 'bytes' is available" -- \
+expect "tokenize unknown tokenizer" 1 "cannot load the tokenizer: gpt2: No such file" -- \
     "$bin" tokenize in1.txt -o x.bin --tokenizer gpt2
 : >empty.txt
 expect "tokenize empty input" 1 "input is empty" -- "$bin" tokenize empty.txt -o empty.bin

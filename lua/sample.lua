@@ -14,6 +14,7 @@ local SPEC = {
   {"temperature", "number", 1.0, "softmax temperature (0: always the most likely token)"},
   {"top_p", "number", 1.0, "nucleus sampling: keep the most likely tokens up to this probability mass"},
   {"seed", "integer", nil, "seed of the sampler (default: from the clock)"},
+  {"tokenizer", "string", nil, "a tokenizer.json to decode with (default: the one the checkpoint records)"},
   {"device", "string", nil, "auto | cpu (the CUDA backend is not in this build yet)"},
   {"help", "boolean", false, "print this help"},
 }
@@ -36,7 +37,20 @@ do
   f:close()
 end
 
-local model, cfg = hr.load_checkpoint(o.ckpt)
+local model, cfg, _, tok = hr.load_checkpoint(o.ckpt)
+if o.tokenizer then
+  local ok, t = pcall(hr.tokenizer.load, o.tokenizer)
+  if not ok then fail(tostring(t)) end
+  tok = t
+end
+if not tok then
+  fail("the checkpoint records no tokenizer (it was trained on a token file without tokenizer=FILE): " ..
+       "pass tokenizer=FILE, the tokenizer.json that made the token file")
+end
+if tok.vocab_size > cfg.vocab_size then
+  fail(string.format("the tokenizer has %d tokens but the model only %d: not the tokenizer it was trained with",
+                     tok.vocab_size, cfg.vocab_size))
+end
 math.randomseed(o.seed or os.time())
 io.stderr:write(model:describe(), "\n")
 
@@ -73,8 +87,7 @@ local function pick(logits)
 end
 
 local prompt = o.prompt ~= "" and o.prompt or "\n"
-local ids = {}
-for i = 1, #prompt do ids[i] = prompt:byte(i) end
+local ids = tok:encode(prompt)
 if o.prompt ~= "" then io.write(o.prompt) end
 
 local t0 = hr.clock()
@@ -85,7 +98,9 @@ hr.no_grad(function()
   local x = hr.zeros({1, 1}, "i64")
   for _ = 1, o.tokens do
     local id = pick(last)
-    io.write(string.char(id))
+    if id >= tok.vocab_size then fail(string.format("the model produced id %d, beyond the tokenizer's %d tokens", id,
+                                                    tok.vocab_size)) end
+    io.write(tok:decode({id}))
     io.flush()
     x:set(1, 1, id)
     last = model:forward(x, state):reshape(cfg.vocab_size):totable()

@@ -22,8 +22,8 @@ local SPEC = {
   {"n_layer", "integer", nil, "override the preset's depth"},
   {"gate_p", "number", nil, "initial gate value of the gate fusion (default 0.3)"},
   {"mamba_lr_mult", "number", nil, "learning-rate multiplier of the Mamba-2 parameters (default 1)"},
-  {"data", "string", nil, "a text file (bytes as tokens) or a token file (default: bundled tinyshakespeare)"},
-  {"tokenizer", "string", "bytes", "bytes (a tokenizer.json arrives with the tokenizer work)"},
+  {"data", "string", nil, "a text file or a token file (default: bundled tinyshakespeare)"},
+  {"tokenizer", "string", nil, "bytes, or a byte-level BPE tokenizer.json (text is encoded with it; default bytes)"},
   {"batch", "integer", 64, "sequences per micro-batch"},
   {"seq", "integer", 64, "tokens per sequence"},
   {"steps", "integer", 2000, "optimizer steps"},
@@ -49,7 +49,7 @@ local SPEC = {
 -- Options that shape the model; on resume they come from the checkpoint.
 local MODEL_KEYS = {"preset", "arch", "fusion", "ffn", "head_size", "d_model", "n_layer", "gate_p", "mamba_lr_mult"}
 -- Options whose change makes a resumed run differ from the uninterrupted one.
-local RUN_KEYS = {"data", "batch", "seq", "steps", "accum", "lr", "min_lr", "warmup", "wd", "clip", "seed"}
+local RUN_KEYS = {"data", "tokenizer", "batch", "seq", "steps", "accum", "lr", "min_lr", "warmup", "wd", "clip", "seed"}
 -- Options a resumed run also takes from the checkpoint unless given again.
 local CADENCE_KEYS = {"eval_every", "eval_batches", "save_every", "log_every"}
 
@@ -81,13 +81,10 @@ if o.dtype ~= "f32" then
   if o.dtype == "bf16" then fail("dtype=bf16 needs the CUDA backend; the CPU trains in f32") end
   fail("dtype must be f32 or bf16 (got '" .. o.dtype .. "')")
 end
-if o.tokenizer ~= "bytes" then
-  fail("tokenizer=" .. o.tokenizer .. ": only the byte tokenizer is available in this build")
-end
 if o.threads then hr.set_num_threads(o.threads) end
 
 -- ---- resume: the checkpoint supplies the model and any option not given now -------------------------
-local resume_path, resume_tensors, resume_train
+local resume_path, resume_tensors, resume_train, resume_meta
 if o.resume then
   if o.resume == "latest" then
     if not o.out then fail("resume=latest needs out=DIR (the run directory holding latest.safetensors)") end
@@ -97,7 +94,7 @@ if o.resume then
   end
   if not file_exists(resume_path) then fail("resume: no checkpoint at " .. resume_path) end
   local cfg
-  resume_tensors, cfg, resume_train = ckpt.read(resume_path)
+  resume_tensors, cfg, resume_train, resume_meta = ckpt.read(resume_path)
   for _, k in ipairs(MODEL_KEYS) do
     if given[k] ~= nil and cfg[k] ~= nil and given[k] ~= cfg[k] then
       fail(string.format("resume: %s=%s differs from the checkpoint's %s=%s (the model cannot change)", k,
@@ -132,17 +129,43 @@ if o.min_lr < 0 or o.min_lr > o.lr then fail("min_lr must be in [0, lr]") end
 if o.warmup < 0 or o.warmup >= 1 then fail("warmup is a fraction of steps in [0, 1)") end
 if o.minutes and not (o.minutes > 0) then fail("minutes must be > 0") end
 
--- ---- model, data, optimizer ------------------------------------------------------------------------
+-- ---- tokenizer, model, data, optimizer ------------------------------------------------------------
+-- The tokenizer: bytes, a tokenizer.json, or (resuming without tokenizer=) the one the checkpoint holds.
+local tok
+if resume_meta and given.tokenizer == nil and resume_meta.tokenizer ~= "unknown" then
+  local t, why = ckpt.tokenizer(resume_meta)
+  if not t then fail("resume: " .. why) end
+  tok = t
+elseif o.tokenizer == nil or o.tokenizer == "bytes" then
+  tok = hr.tokenizer.bytes()
+else
+  local ok, t = pcall(hr.tokenizer.load, o.tokenizer)
+  if not ok then fail(tostring(t)) end
+  tok = t
+end
+o.tokenizer = o.tokenizer or "bytes"
 local data_path = o.data or data_lib.default_path()
 o.data = data_path
-local data = data_lib.open(data_path, {seq = o.seq})
+local data
+do
+  local ok, d = pcall(data_lib.open, data_path, {seq = o.seq, tokenizer = tok})
+  if not ok then fail(tostring(d)) end
+  data = d
+end
+-- A token file says nothing of the tokenizer that made it: without tokenizer=, sampling cannot decode.
+local tok_meta = ckpt.tokenizer_meta(tok, o.tokenizer ~= "bytes" and o.tokenizer or nil)
+if data.kind == "tokens" and tok.kind == "bytes" and data.vocab > 256 then
+  tok_meta = ckpt.tokenizer_meta(nil)
+  print(string.format("note: %s has a vocab of %d: pass tokenizer=FILE (the tokenizer.json that made it) so the " ..
+                      "checkpoints can be sampled as text", data_path, data.vocab))
+end
 hr.manual_seed(o.seed)
 local model
 do
   local mopts = o.model_cfg or {}
   if not o.model_cfg then
     for _, k in ipairs(MODEL_KEYS) do mopts[k] = o[k] end
-    mopts.vocab_size = data.kind == "tokens" and data.vocab or 256   -- text is read as bytes
+    mopts.vocab_size = tok.kind == "bpe" and tok.vocab_size or (data.kind == "tokens" and data.vocab or 256)
   end
   local ok, m = pcall(model_lib.build, mopts)
   if not ok then fail(tostring(m)) end
@@ -153,8 +176,10 @@ if data.vocab > model.cfg.vocab_size then
                      model.cfg.vocab_size))
 end
 print(model:describe())
-print(string.format("data: %s (%s, %d tokens: %d train, %d validation)", data_path,
-                    data.kind == "text" and "text as bytes" or "token file", data.n, data.n_train, data.n_val))
+local data_kind = data.kind == "tokens" and "token file" or tok.kind == "bytes" and "text as bytes" or
+                  string.format("text through %s, BPE vocab %d", o.tokenizer, tok.vocab_size)
+print(string.format("data: %s (%s, %d tokens: %d train, %d validation)", data_path, data_kind, data.n, data.n_train,
+                    data.n_val))
 local opt = optim.adamw(model.store, {weight_decay = o.wd, clip = o.clip})
 
 local start_step, elapsed_before, tokens_before = 0, 0, 0
@@ -234,8 +259,8 @@ end
 local function save(step, elapsed, tokens)
   local path = string.format("%s/ckpt-step%06d.safetensors", o.out, step)
   local state = train_state(step, elapsed, tokens)
-  ckpt.save(path, model, opt, state)
-  ckpt.save(o.out .. "/latest.safetensors", model, opt, state)
+  ckpt.save(path, model, opt, state, tok_meta)
+  ckpt.save(o.out .. "/latest.safetensors", model, opt, state, tok_meta)
   return path
 end
 

@@ -20,9 +20,29 @@ local function decode(s)
   return tonumber(s) or s
 end
 
--- Writes model (and optimizer, when given) with the train table as train.* metadata.
-function M.save(path, model, optimizer, train)
-  local tensors, meta = {}, {format = M.FORMAT, tokenizer = "bytes"}
+-- The tokenizer metadata of a run: {kind = "bytes"} or {kind = "bpe", json = tokenizer.json text, path =
+-- where it came from}; kind "unknown" for a token file made by a tokenizer the run was not told about.
+function M.tokenizer_meta(tok, path)
+  if not tok then return {kind = "unknown"} end
+  if tok.kind == "bytes" then return {kind = "bytes"} end
+  return {kind = "bpe", json = tok:to_json(), path = path}
+end
+
+-- The tokenizer recorded in a checkpoint's metadata: a Tokenizer, or nil and why not.
+function M.tokenizer(meta)
+  local kind = meta.tokenizer
+  if kind == nil or kind == "bytes" then return hr.tokenizer.bytes() end
+  if kind == "bpe" and meta["tokenizer.json"] then return hr.tokenizer.from_json(meta["tokenizer.json"]) end
+  return nil, "the checkpoint records no tokenizer (it was trained on a token file without tokenizer=FILE)"
+end
+
+-- Writes model (and optimizer, when given) with the train table as train.* metadata and the
+-- tokenizer (M.tokenizer_meta; bytes when nil).
+function M.save(path, model, optimizer, train, tokenizer)
+  tokenizer = tokenizer or {kind = "bytes"}
+  local tensors, meta = {}, {format = M.FORMAT, tokenizer = tokenizer.kind}
+  if tokenizer.json then meta["tokenizer.json"] = tokenizer.json end
+  if tokenizer.path then meta["tokenizer.path"] = tokenizer.path end
   for _, e in ipairs(model.store.list) do
     tensors[e.name] = e.tensor
     if optimizer then
@@ -104,13 +124,16 @@ function M.restore(path, tensors, model, optimizer)
   end
 end
 
--- hr.load_checkpoint(path) -> model, cfg: the model rebuilt from the checkpoint's config, with its weights.
+-- hr.load_checkpoint(path) -> model, cfg, train, tokenizer: the model rebuilt from the checkpoint's config,
+-- with its weights, and its tokenizer (nil when the checkpoint records none).
 function M.load_model(path)
-  local tensors, cfg, train = M.read(path)
+  local tensors, cfg, train, meta = M.read(path)
   local ok, model = pcall(model_lib.build, cfg)
   if not ok then error(string.format("%s: its model config is invalid: %s", path, tostring(model)), 0) end
   M.restore(path, tensors, model, nil)
-  return model, model.cfg, train
+  local tok_ok, tok = pcall(M.tokenizer, meta)
+  if not tok_ok then error(string.format("%s: its tokenizer cannot be read: %s", path, tostring(tok)), 0) end
+  return model, model.cfg, train, tok
 end
 
 return M

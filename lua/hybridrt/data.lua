@@ -31,9 +31,11 @@ local function hash(seed, a, b, c)
   return mix(mix(mix(mix(seed + 0x9E3779B97F4A7C15) + a) + b) + c)
 end
 
--- opts: seq (window length), val_fraction (0.1), vocab_size (the model's; ids must fit).
+-- opts: seq (window length), val_fraction (0.1), vocab_size (the model's; ids must fit), tokenizer (a
+-- BPE tokenizer: text is encoded with it when opened, a token file must fit its vocab; nil: text is bytes).
 function M.open(path, opts)
-  local ds = hr.open_tokens(path)
+  local ds = opts.tokenizer and opts.tokenizer.kind ~= "bytes" and opts.tokenizer:open_tokens(path) or
+             hr.open_tokens(path)
   local n, seq = ds:len(), opts.seq
   local n_val = math.floor(n * (opts.val_fraction or 0.1))
   local n_train = n - n_val

@@ -141,5 +141,40 @@ expect_fail "token id >= vocab" "vocab" train.lua data=ids.bin seq=1 batch=1 ste
 # the failed runs above (a bad resume, an existing run) left every checkpoint as it was
 check "[ \"\$(md5sum full/*.safetensors)\" = \"\$sums_before\" ]" "checkpoints changed by failed runs"
 
+# --- a BPE model end to end: tokenize --train-bpe, train on the token file, resume, sample ---------------
+"$BIN" tokenize --train-bpe 400 corpus.txt -o bpe.bin -q > bpe-tok.log 2>&1
+check "[ $? -eq 0 ] && [ -f bpe.tokenizer.json ]" "tokenize --train-bpe: $(tail -2 bpe-tok.log)"
+BPE="d_model=64 n_layer=2 batch=4 seq=16 eval_batches=2 log_every=1 lr=3e-3 tokenizer=bpe.tokenizer.json"
+"$BIN" run train.lua $BPE data=bpe.bin steps=4 save_every=2 eval_every=2 out=bpe > bpe.log 2>&1
+check "[ $? -eq 0 ]" "train.lua on a BPE token file: $(tail -3 bpe.log)"
+check "grep -q 'token file' bpe.log" "the data line names the token file"
+# text through the tokenizer gives the same token stream as the token file, so the same losses
+"$BIN" run train.lua $BPE data=corpus.txt steps=4 save_every=2 eval_every=2 out=bpe-text > bpe-text.log 2>&1
+check "[ $? -eq 0 ] && grep -q 'text through bpe.tokenizer.json, BPE vocab 400' bpe-text.log" \
+  "train.lua on text with tokenizer=: $(tail -3 bpe-text.log)"
+check "[ \"\$(grep -o '\"loss\":[^,]*' bpe/metrics.jsonl)\" = \"\$(grep -o '\"loss\":[^,]*' bpe-text/metrics.jsonl)\" ]" \
+  "token file and text through the tokenizer train the same"
+# resuming takes the tokenizer from the checkpoint (the file may be gone)
+mv bpe.tokenizer.json bpe.tokenizer.json.away
+mkdir -p bpe-resumed
+"$BIN" run train.lua resume=bpe/ckpt-step000002.safetensors out=bpe-resumed > bpe-resumed.log 2>&1
+check "[ $? -eq 0 ]" "BPE resume from the checkpoint's tokenizer: $(tail -3 bpe-resumed.log)"
+bpe_losses() { grep -o '"step":[34],"loss":[^,]*' "$1"; }
+check "[ -n \"\$(bpe_losses bpe-resumed/metrics.jsonl)\" ] && [ \"\$(bpe_losses bpe/metrics.jsonl)\" = \"\$(bpe_losses bpe-resumed/metrics.jsonl)\" ]" \
+  "BPE resumed losses differ"
+out=$("$BIN" run sample.lua ckpt=bpe/latest.safetensors tokens=20 prompt="ROMEO:" seed=1 2>&1)
+check "[ $? -eq 0 ] && grep -q '^ROMEO:' <<<\"\$out\"" "sample.lua decodes with the checkpoint's tokenizer: $out"
+mv bpe.tokenizer.json.away bpe.tokenizer.json
+# a BPE token file without tokenizer= trains, but its checkpoints cannot be sampled as text
+"$BIN" run train.lua d_model=64 n_layer=2 batch=4 seq=16 data=bpe.bin steps=1 out=bpe-notok > bpe-notok.log 2>&1
+check "[ $? -eq 0 ] && grep -q 'pass tokenizer=FILE' bpe-notok.log" "note about the missing tokenizer: $(tail -2 bpe-notok.log)"
+expect_fail "sample without a tokenizer" "records no tokenizer" sample.lua ckpt=bpe-notok/latest.safetensors
+out=$("$BIN" run sample.lua ckpt=bpe-notok/latest.safetensors tokenizer=bpe.tokenizer.json tokens=5 2>&1)
+check "[ $? -eq 0 ]" "sample.lua tokenizer=FILE: $out"
+"$BIN" tokenize --train-bpe 256 --special '' --tokenizer small.tokenizer.json corpus.txt -o small.bin -q 2>/dev/null
+expect_fail "tokenizer smaller than the token file" "ids go up to vocab 400 but the tokenizer has 256" \
+  train.lua data=bpe.bin tokenizer=small.tokenizer.json steps=1 out=x3
+expect_fail "missing tokenizer file" "no-such.json: No such file" train.lua tokenizer=no-such.json steps=1 out=x4
+
 echo "cli.train: $passed checks passed, $failed failed"
 [ $failed -eq 0 ]

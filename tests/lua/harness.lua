@@ -24,6 +24,33 @@ function M.raises(fn, ...)
   end
 end
 
+-- Temporary files sharing one os.tmpname() prefix: tmp(name) -> a path; cleanup() removes them all.
+function M.tmpfiles()
+  local base = os.tmpname()
+  local made = {base}
+  local function tmp(name)
+    local p = base .. "." .. name
+    made[#made + 1] = p
+    return p
+  end
+  local function cleanup() for _, p in ipairs(made) do os.remove(p) end end
+  return tmp, cleanup
+end
+
+function M.write_file(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+end
+
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 function M.case(name, fn)
   local ok, err = xpcall(fn, debug.traceback)
   if not ok then

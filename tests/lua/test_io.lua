@@ -3,27 +3,8 @@ local t = require "harness"
 local hr = require "hybridrt"
 
 -- Temporary files share one os.tmpname() prefix and are removed at the end.
-local base = os.tmpname()
-local made = {base}
-local function tmp(name)
-  local p = base .. "." .. name
-  made[#made + 1] = p
-  return p
-end
-
-local function write_file(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local tmp, cleanup = t.tmpfiles()
+local write_file, read_file = t.write_file, t.read_file
 
 local function same(a, b)
   if a.dtype ~= b.dtype or a:numel() ~= b:numel() or #a.shape ~= #b.shape then return false end
@@ -83,7 +64,7 @@ t.case("safetensors errors", function()
            "metadata 'k' must be a string or a number, got a boolean")
   t.raises(function() hr.save_safetensors(p, {__metadata__ = hr.zeros({1})}) end, "reserved")
   t.raises(function() hr.save_safetensors(p, {[""] = hr.zeros({1})}) end, "empty name")
-  t.raises(function() hr.save_safetensors(base .. ".nodir/x.safetensors", {w = hr.zeros({1})}) end,
+  t.raises(function() hr.save_safetensors(tmp("nodir") .. "/x.safetensors", {w = hr.zeros({1})}) end,
            "cannot write", "No such file")
   t.raises(function() hr.load_safetensors(tmp("missing.safetensors")) end, "missing.safetensors", "No such file")
   write_file(p, string.pack("<I8", 5) .. "{bad}")
@@ -160,7 +141,7 @@ t.case("write_tokens from tensors, and its errors", function()
   t.raises(function() hr.write_tokens(p, {1, -1}, 256) end, "ids[2] = -1")
   t.raises(function() hr.write_tokens(p, {1, "a"}, 256) end, "ids[2] must be an integer")
   t.raises(function() hr.write_tokens(p, {1}, 0) end, "vocab size must be in 1..4294967295")
-  t.raises(function() hr.write_tokens(base .. ".nodir/x.bin", {1}, 2) end, "cannot write")
+  t.raises(function() hr.write_tokens(tmp("nodir") .. "/x.bin", {1}, 2) end, "cannot write")
 end)
 
 t.case("text files are bytes", function()
@@ -206,5 +187,5 @@ t.case("fill records its writes for autograd", function()
   ds:close()
 end)
 
-for _, p in ipairs(made) do os.remove(p) end
+cleanup()
 t.finish("lua.io")

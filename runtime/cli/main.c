@@ -13,7 +13,7 @@ typedef struct {
 
 static const command commands[] = {
     {"run", hr_cmd_run, "run a Lua script: hybridrt run SCRIPT.lua [key=value ...]"},
-    {"tokenize", hr_cmd_tokenize, "text files to a token file: hybridrt tokenize IN... -o OUT.bin"},
+    {"tokenize", hr_cmd_tokenize, "text to a token file, bytes or byte-level BPE (--tokenizer FILE, --train-bpe VOCAB)"},
     {"version", hr_cmd_version, "show the versions of hybridrt, Lua, BLAS, the CUDA driver, NVRTC and cuBLAS"},
     {"devices", hr_cmd_devices, "list the GPUs: name, SM architecture, memory, driver"},
     {"cache", hr_cmd_cache, "the compiled-kernel cache: hybridrt cache warm|list|stats|verify|clear"},

@@ -56,6 +56,7 @@ void hr_bpe_free(hr_bpe *b) {
     free(b->token_len);
     free(b->raw);
     free(b->raw_len);
+    free(b->special);
     hr_strmap_free(&b->vocab);
     hr_strmap_free(&b->raw_vocab);
     free(b->merges);
@@ -180,6 +181,9 @@ int hr_bpe_finish(hr_bpe *b, char *err) {
         if (!a && !hr_strmap_upsert(&b->raw_vocab, raw, (size_t)n, id, NULL))
             return snprintf(err, HR_BPE_ERR, "out of memory"), -1;
     }
+    free(b->special);
+    if (!(b->special = calloc(b->n_ids, 1))) return snprintf(err, HR_BPE_ERR, "out of memory"), -1;
+    for (uint32_t i = 0; i < b->n_added; i++) b->special[b->added[i].id] = b->added[i].special;
     memset(b->added_first, 0, sizeof b->added_first);
     b->max_added_len = 0;
     for (uint32_t i = 0; i < b->n_added; i++) {
@@ -485,7 +489,7 @@ static bool next_added(const hr_bpe *b, const uint8_t *s, size_t n, size_t from,
 int hr_bpe_encode(hr_bpe_encoder *e, const uint8_t *s, size_t n, bool at_start, hr_ids *out) {
     const hr_bpe *b = e->bpe;
     e->err[0] = 0;
-    if (b->n_merges == 0 && !b->n_added && !b->add_prefix_space) { /* bytes: one token each */
+    if (b->n_merges == 0 && !b->n_added && !b->add_prefix_space && !b->ignore_merges) { /* bytes: one token each */
         uint32_t ids[1024];
         for (size_t i = 0; i < n;) {
             size_t k = 0;
@@ -574,10 +578,7 @@ int hr_bpe_decode(const hr_bpe *b, const uint32_t *ids, size_t n, bool skip_spec
     uint8_t *buf = malloc(total + 1), *p = buf;
     if (!buf) return snprintf(err, HR_BPE_ERR, "out of memory"), -1;
     for (size_t i = 0; i < n; i++) {
-        if (skip_special && b->n_added) {
-            const hr_added_token *a = added_of(b, ids[i]);
-            if (a && a->special) continue;
-        }
+        if (skip_special && b->special && b->special[ids[i]]) continue;
         memcpy(p, b->raw[ids[i]], b->raw_len[ids[i]]);
         p += b->raw_len[ids[i]];
     }

@@ -32,9 +32,15 @@ static const char *const unary_kernels[] = {
     "hr_unary_forward<double, hr_relu_op>", "hr_unary_backward<double, hr_relu_op>",
     "hr_unary_forward<double, hr_relu_squared_op>", "hr_unary_backward<double, hr_relu_squared_op>", NULL};
 
+/* WKV6 per head size (%d: 32, 64, 128), backward with 16-step chunks (the CPU's WKV6_CHUNK) */
+static const char *const wkv6_kernels[] = {
+    "hr_wkv6_forward<float, %d>", "hr_wkv6_backward<float, %d, 16>", "hr_wkv6_forward<double, %d>",
+    "hr_wkv6_backward<double, %d, 16>", "hr_wkv6_reduce_du<float>", "hr_wkv6_reduce_du<double>", NULL};
+
 const hr_kernel_template hr_kernel_templates[] = {
     {"fill.cu", fill_kernels},
     {"unary.cu", unary_kernels},
+    {"wkv6.cu", wkv6_kernels},
 };
 const int hr_kernel_template_count = (int)(sizeof hr_kernel_templates / sizeof hr_kernel_templates[0]);
 

@@ -132,8 +132,8 @@ if "$bin" version | grep -qE "^NVRTC: +[0-9]"; then
         failed=$((failed + 1))
         echo "FAIL cache warm: '$n' kernels, $(find "$work/kcache" -name '*.bin' | wc -l) entries" >&2
     fi
-    expect "cache warm again" 0 "kernels: 0 compiled, $n already cached, 0 failed" -- "$bin" cache warm --arch sm_80
-    expect "cache warm, a GPU newer than NVRTC" 0 "sm_999 is newer than NVRTC .* PTX for compute_" -- "$bin" cache warm --arch sm_999
+    expect "cache warm again" 0 "kernels: 0 compiled, $n already cached, 0 failed" -- "$bin" cache warm --arch sm_80 --head-size 32
+    expect "cache warm, a GPU newer than NVRTC" 0 "sm_999 is newer than NVRTC .* PTX for compute_" -- "$bin" cache warm --arch sm_999 --head-size 32
     expect "cache stats" 0 "entries: +$((2 * n))" -- "$bin" cache stats
     expect "cache list" 0 "fill.cu +hr_fill<double> +sm_80 +cubin" -- "$bin" cache list
     json=$(grep -l '"sm_80"' "$work"/kcache/v1/*/*.json | head -1)
@@ -141,7 +141,7 @@ if "$bin" version | grep -qE "^NVRTC: +[0-9]"; then
     printf 'x' >>"$entry"
     expect "cache verify finds a bad entry" 1 "bad entry .*truncated or inconsistent sizes.*deleted" -- "$bin" cache verify
     expect "cache verify after deleting it" 0 "$((2 * n - 1)) entries checked, 0 bad" -- "$bin" cache verify
-    expect "cache warm rebuilds it" 0 "kernels: 1 compiled, $((n - 1)) already cached" -- "$bin" cache warm --arch sm_80
+    expect "cache warm rebuilds it" 0 "kernels: 1 compiled, $((n - 1)) already cached" -- "$bin" cache warm --arch sm_80 --head-size 32
     expect "cache warm, Volta" 2 "sm_70 is older than NVRTC .*Volta needs NVRTC 12" -- "$bin" cache warm --arch sm_70
     expect "cache warm, not an arch" 2 "'banana' is not a GPU architecture" -- "$bin" cache warm --arch banana
     expect "cache warm, bad head size" 2 "head size '48' is not 32, 64 or 128" -- "$bin" cache warm --head-size 48
@@ -150,7 +150,7 @@ if "$bin" version | grep -qE "^NVRTC: +[0-9]"; then
     expect "cache import elsewhere" 0 "imported $((2 * n)) entries" -- \
         env HYBRIDRT_CACHE_DIR="$work/kcache2" "$bin" cache import "$work/kernels.tar"
     expect "imported kernels are cached" 0 "kernels: 0 compiled, $n already cached" -- \
-        env HYBRIDRT_CACHE_DIR="$work/kcache2" "$bin" cache warm --arch sm_80
+        env HYBRIDRT_CACHE_DIR="$work/kcache2" "$bin" cache warm --arch sm_80 --head-size 32
     expect "cache import, no file" 1 "cannot open $work/none.tar" -- "$bin" cache import "$work/none.tar"
     expect "cache import, not a tar" 1 "not a tar archive" -- "$bin" cache import "$work/plain.txt"
     expect "cache export, no path" 2 "needs one archive path" -- "$bin" cache export

@@ -65,6 +65,19 @@ __global__ void __launch_bounds__(N) hr_wkv6_forward(hr_i64 B, hr_i64 Tn, hr_i64
         for (int i = 0; i < N; i++) sT[bh * N * N + (hr_i64)i * N + j] = S[i];
 }
 
+// Row i of one state update S <- diag(d) S + k v^T at the step whose (b, t, h, 0) offset is o; every
+// thread of the block calls it (it synchronises). sv: shared (N).
+template <typename T, int N>
+__device__ __forceinline__ void hr_wkv6_advance_row(T *S, T *sv, const T *__restrict__ k, const T *__restrict__ v,
+                                                    const T *__restrict__ w, hr_i64 o, int i) {
+    __syncthreads();
+    sv[i] = v[o + i];
+    __syncthreads();
+    const T di = hr_wkv_decay<T>(w[o + i]), ki = k[o + i];
+#pragma unroll 4
+    for (int j = 0; j < N; j++) S[j] = di * S[j] + ki * sv[j];
+}
+
 // Scratch per (b, h) pair, in elements: (ceil(T / CHUNK) + CHUNK) * N * N: the state before each
 // chunk, then the states S_{t-1} of the chunk being processed (B*H times that in all, from the
 // launcher's allocator), and du_part, (B, H, N): each pair's share of du, summed over b in order by
@@ -100,15 +113,7 @@ __global__ void __launch_bounds__(N) hr_wkv6_backward(hr_i64 B, hr_i64 Tn, hr_i6
 #pragma unroll 4
         for (int j = 0; j < N; j++) ckpt[c * NN + (hr_i64)i * N + j] = S[j];
         if (c + 1 == nchunk) break;
-        for (hr_i64 t = c * CHUNK; t < (c + 1) * CHUNK; t++) {
-            const hr_i64 o = base + t * ts;
-            __syncthreads();
-            sv[i] = v[o + i];
-            __syncthreads();
-            const T di = hr_wkv_decay<T>(w[o + i]), ki = k[o + i];
-#pragma unroll 4
-            for (int j = 0; j < N; j++) S[j] = di * S[j] + ki * sv[j];
-        }
+        for (hr_i64 t = c * CHUNK; t < (c + 1) * CHUNK; t++) hr_wkv6_advance_row<T, N>(S, sv, k, v, w, base + t * ts, i);
     }
 
     // pass 2: chunks last to first; G = dL/dS_t (row i), from the final state's gradient
@@ -125,13 +130,7 @@ __global__ void __launch_bounds__(N) hr_wkv6_backward(hr_i64 B, hr_i64 Tn, hr_i6
 #pragma unroll 4
             for (int j = 0; j < N; j++) Sc[s * NN + (hr_i64)i * N + j] = S[j];
             if (s + 1 == len) break;
-            const hr_i64 o = base + (t0 + s) * ts;
-            __syncthreads();
-            sv[i] = v[o + i];
-            __syncthreads();
-            const T di = hr_wkv_decay<T>(w[o + i]), ki = k[o + i];
-#pragma unroll 4
-            for (int j = 0; j < N; j++) S[j] = di * S[j] + ki * sv[j];
+            hr_wkv6_advance_row<T, N>(S, sv, k, v, w, base + (t0 + s) * ts, i);
         }
         for (hr_i64 s = len - 1; s >= 0; s--) {
             const hr_i64 o = base + (t0 + s) * ts;

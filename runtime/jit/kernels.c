@@ -37,10 +37,17 @@ static const char *const wkv6_kernels[] = {
     "hr_wkv6_forward<float, %d>", "hr_wkv6_backward<float, %d, 16>", "hr_wkv6_forward<double, %d>",
     "hr_wkv6_backward<double, %d, 16>", "hr_wkv6_reduce_du<float>", "hr_wkv6_reduce_du<double>", NULL};
 
+/* the Mamba-2 SSD scan per head dim P (%d: 32, 64, 128; the state size N is a run-time argument) */
+static const char *const ssd_kernels[] = {
+    "hr_ssd_forward<float, %d>", "hr_ssd_backward<float, %d>", "hr_ssd_forward<double, %d>",
+    "hr_ssd_backward<double, %d>", "hr_ssd_reduce_heads<float>", "hr_ssd_reduce_heads<double>",
+    "hr_ssd_reduce_groups<float>", "hr_ssd_reduce_groups<double>", NULL};
+
 const hr_kernel_template hr_kernel_templates[] = {
     {"fill.cu", fill_kernels},
     {"unary.cu", unary_kernels},
     {"wkv6.cu", wkv6_kernels},
+    {"ssd.cu", ssd_kernels},
 };
 const int hr_kernel_template_count = (int)(sizeof hr_kernel_templates / sizeof hr_kernel_templates[0]);
 

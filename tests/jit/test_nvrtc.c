@@ -62,29 +62,34 @@ static void test_templates(const hr_nvrtc *lib, const char *dir) {
         const char *more[64];
         int n_names = expand_names(&hr_kernel_templates[t], names, 64);
         for (int k = 1; k < n_names; k++) more[k - 1] = names[k];
-        /* every instantiation in one program per target: one compile, one module */
+        /* every instantiation in one program per target: one compile, one module; targets in parallel
+         * (NVRTC compiles distinct programs concurrently), the checks one thread at a time */
+#pragma omp parallel for schedule(dynamic)
         for (int a = 0; a <= lib->n_archs; a++) {
-            char target[32];
+            char target[32], why[2048];
             if (a < lib->n_archs) snprintf(target, sizeof target, "sm_%d", lib->archs[a]);
             else snprintf(target, sizeof target, "compute_%d", lib->archs[lib->n_archs - 1]); /* PTX for the newest */
             hr_nvrtc_job job = {.src = src, .src_name = file, .name_expression = names[0], .target = target,
                                 .more_names = more, .n_more = n_names - 1};
             hr_nvrtc_output out;
-            int rc = hr_nvrtc_compile(lib, &job, &out, err, sizeof err);
-            CHECK(rc == 0, "%s (%d kernels) for %s: %s", file, n_names, target, err);
-            if (rc == 0) {
-                bool is_ptx = a == lib->n_archs;
-                CHECK(out.is_ptx == is_ptx && (is_ptx ? strstr(out.image, ".entry") != NULL
-                                                      : out.size > 4 && memcmp(out.image, "\x7f" "ELF", 4) == 0),
-                      "%s %s: not a %s image", file, target, is_ptx ? "PTX" : "cubin");
-                bool all_named = out.lowered_name[0] && out.n_more == n_names - 1;
-                for (int k = 0; all_named && k < out.n_more; k++) all_named = out.more_lowered[k][0] != '\0';
-                CHECK(all_named, "%s %s: a mangled name for each of the %d kernels", file, target, n_names);
-                /* a cubin names every kernel in its symbol table */
-                for (int k = 0; rc == 0 && !is_ptx && all_named && k < n_names; k++) {
-                    const char *lowered = k ? out.more_lowered[k - 1] : out.lowered_name;
-                    bool found = memmem(out.image, out.size, lowered, strlen(lowered)) != NULL;
-                    CHECK(found, "%s %s: kernel %s (%s) is in the cubin", file, target, names[k], lowered);
+            int rc = hr_nvrtc_compile(lib, &job, &out, why, sizeof why);
+#pragma omp critical
+            {
+                CHECK(rc == 0, "%s (%d kernels) for %s: %s", file, n_names, target, why);
+                if (rc == 0) {
+                    bool is_ptx = a == lib->n_archs;
+                    CHECK(out.is_ptx == is_ptx && (is_ptx ? strstr(out.image, ".entry") != NULL
+                                                          : out.size > 4 && memcmp(out.image, "\x7f" "ELF", 4) == 0),
+                          "%s %s: not a %s image", file, target, is_ptx ? "PTX" : "cubin");
+                    bool all_named = out.lowered_name[0] && out.n_more == n_names - 1;
+                    for (int k = 0; all_named && k < out.n_more; k++) all_named = out.more_lowered[k][0] != '\0';
+                    CHECK(all_named, "%s %s: a mangled name for each of the %d kernels", file, target, n_names);
+                    /* a cubin names every kernel in its symbol table */
+                    for (int k = 0; !is_ptx && all_named && k < n_names; k++) {
+                        const char *lowered = k ? out.more_lowered[k - 1] : out.lowered_name;
+                        bool found = memmem(out.image, out.size, lowered, strlen(lowered)) != NULL;
+                        CHECK(found, "%s %s: kernel %s (%s) is in the cubin", file, target, names[k], lowered);
+                    }
                 }
             }
             hr_nvrtc_output_free(&out);

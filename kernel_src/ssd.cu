@@ -14,11 +14,7 @@
 // and per-head rows of dBm / dCm when heads share a group, are reduced afterwards in order by
 // hr_ssd_reduce_heads and hr_ssd_reduce_groups. Sizes and offsets are 64-bit.
 
-typedef long long hr_i64;
-
-template <typename T> __device__ __forceinline__ T hr_ssd_exp(T v);
-template <> __device__ __forceinline__ float hr_ssd_exp<float>(float v) { return expf(v); }
-template <> __device__ __forceinline__ double hr_ssd_exp<double>(double v) { return exp(v); }
+#include "common.cuh"
 
 // Dynamic shared memory: Bm_t and Cm_t, 2 N elements.
 // state: (B*H, N, P) scratch. h0 / hT may be null; D may be null (no skip term).
@@ -45,7 +41,7 @@ __global__ void __launch_bounds__(P) hr_ssd_forward(hr_i64 B, hr_i64 Tn, hr_i64 
             sC[n] = Cm[(bt * G + g) * N + n];
         }
         __syncthreads();
-        const T dtt = dt[bt * H + h], a = hr_ssd_exp<T>(dtt * Ah), xp = x[(bt * H + h) * P + p], u = dtt * xp;
+        const T dtt = dt[bt * H + h], a = hr_exp<T>(dtt * Ah), xp = x[(bt * H + h) * P + p], u = dtt * xp;
         T acc = T(0);
         for (hr_i64 n = 0; n < N; n++) {
             const T s = a * S[n * P + p] + u * sB[n];
@@ -111,7 +107,7 @@ __global__ void __launch_bounds__(P) hr_ssd_backward(hr_i64 B, hr_i64 Tn, hr_i64
             __syncthreads();
             for (hr_i64 n = p; n < N; n += P) sB[n] = Bm[(bt * G + g) * N + n];
             __syncthreads();
-            const T dtt = dt[bt * H + h], a = hr_ssd_exp<T>(dtt * Ah), u = dtt * x[(bt * H + h) * P + p];
+            const T dtt = dt[bt * H + h], a = hr_exp<T>(dtt * Ah), u = dtt * x[(bt * H + h) * P + p];
             for (hr_i64 n = 0; n < N; n++) S[n * P + p] = a * S[n * P + p] + u * sB[n];
         }
     }
@@ -126,7 +122,7 @@ __global__ void __launch_bounds__(P) hr_ssd_backward(hr_i64 B, hr_i64 Tn, hr_i64
             __syncthreads();
             for (hr_i64 n = p; n < N; n += P) sB[n] = Bm[(bt * G + g) * N + n];
             __syncthreads();
-            const T dtt = dt[bt * H + h], a = hr_ssd_exp<T>(dtt * Ah), u = dtt * x[(bt * H + h) * P + p];
+            const T dtt = dt[bt * H + h], a = hr_exp<T>(dtt * Ah), u = dtt * x[(bt * H + h) * P + p];
             const T *prev = i ? chunk + (i - 1) * NP : ckpt + c * NP;
             T *next = chunk + i * NP;
             for (hr_i64 n = 0; n < N; n++) next[n * P + p] = a * prev[n * P + p] + u * sB[n];
@@ -141,7 +137,7 @@ __global__ void __launch_bounds__(P) hr_ssd_backward(hr_i64 B, hr_i64 Tn, hr_i64
             __syncthreads();
             const T *S = chunk + i * NP, *Sprev = i ? chunk + (i - 1) * NP : ckpt + c * NP;
             const T xp = x[(bt * H + h) * P + p], dyp = dy[(bt * H + h) * P + p];
-            const T dtt = dt[bt * H + h], a = hr_ssd_exp<T>(dtt * Ah), u = dtt * xp;
+            const T dtt = dt[bt * H + h], a = hr_exp<T>(dtt * Ah), u = dtt * xp;
             T du = T(0), da = T(0);
             for (hr_i64 n0 = 0; n0 < N; n0 += 32) {
                 const int width = N - n0 < 32 ? (int)(N - n0) : 32;
@@ -191,7 +187,7 @@ __global__ void __launch_bounds__(P) hr_ssd_backward(hr_i64 B, hr_i64 Tn, hr_i64
 template <typename T>
 __global__ void hr_ssd_reduce_heads(hr_i64 B, hr_i64 H, const T *__restrict__ head_sums, T *__restrict__ dA,
                                     T *__restrict__ dD) {
-    for (hr_i64 h = blockIdx.x * (hr_i64)blockDim.x + threadIdx.x; h < H; h += (hr_i64)gridDim.x * blockDim.x) {
+    HR_GRID_STRIDE(h, H) {
         T sa = T(0), sd = T(0);
         for (hr_i64 b = 0; b < B; b++) {
             sa += head_sums[b * H + h];
@@ -207,7 +203,7 @@ __global__ void hr_ssd_reduce_heads(hr_i64 B, hr_i64 H, const T *__restrict__ he
 template <typename T>
 __global__ void hr_ssd_reduce_groups(hr_i64 rows, hr_i64 G, hr_i64 hpg, hr_i64 N, const T *__restrict__ part,
                                      T *__restrict__ out) {
-    for (hr_i64 e = blockIdx.x * (hr_i64)blockDim.x + threadIdx.x; e < rows * G * N; e += (hr_i64)gridDim.x * blockDim.x) {
+    HR_GRID_STRIDE(e, rows * G * N) {
         const hr_i64 rg = e / N, n = e % N;
         T acc = T(0);
         for (hr_i64 j = 0; j < hpg; j++) acc += part[(rg * hpg + j) * N + n];

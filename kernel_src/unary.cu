@@ -3,9 +3,7 @@
 // exact above 20, ReLU passing NaN through. One thread per element, grid-stride, 64-bit indices.
 // Instantiated by name expression as hr_unary_forward<float, hr_gelu>, hr_unary_backward<double, hr_silu>.
 
-template <typename T> __device__ __forceinline__ T hr_exp(T v);
-template <> __device__ __forceinline__ float hr_exp<float>(float v) { return expf(v); }
-template <> __device__ __forceinline__ double hr_exp<double>(double v) { return exp(v); }
+#include "common.cuh"
 
 // 1/(1+e^-v) through e^-|v|, which never overflows
 template <typename T> __device__ __forceinline__ T hr_sigmoid(T v) {
@@ -69,15 +67,12 @@ struct hr_relu_squared_op {
 
 template <typename T, typename Op>
 __global__ void hr_unary_forward(const T *__restrict__ x, T *__restrict__ y, long long n) {
-    const long long stride = (long long)gridDim.x * blockDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) y[i] = Op::f(x[i]);
+    HR_GRID_STRIDE(i, n) y[i] = Op::f(x[i]);
 }
 
 // dx += dy * f'(x): gradients accumulate, as on the CPU (a zeroed dx gives the plain product)
 template <typename T, typename Op>
 __global__ void hr_unary_backward(const T *__restrict__ x, const T *__restrict__ y, const T *__restrict__ dy,
                                   T *__restrict__ dx, long long n) {
-    const long long stride = (long long)gridDim.x * blockDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-        dx[i] += dy[i] * Op::d(x[i], y[i]);
+    HR_GRID_STRIDE(i, n) dx[i] += dy[i] * Op::d(x[i], y[i]);
 }

@@ -16,14 +16,10 @@
 // full unrolling made the per-thread arrays registers but tripled NVRTC's compile time at N = 128
 // (measured), and that is for the tuning issue to weigh.
 
-typedef long long hr_i64;
-
-template <typename T> __device__ __forceinline__ T hr_wkv_exp(T v);
-template <> __device__ __forceinline__ float hr_wkv_exp<float>(float v) { return expf(v); }
-template <> __device__ __forceinline__ double hr_wkv_exp<double>(double v) { return exp(v); }
+#include "common.cuh"
 
 // exp(-exp(w)): the decay of one step
-template <typename T> __device__ __forceinline__ T hr_wkv_decay(T w) { return hr_wkv_exp<T>(-hr_wkv_exp<T>(w)); }
+template <typename T> __device__ __forceinline__ T hr_wkv_decay(T w) { return hr_exp<T>(-hr_exp<T>(w)); }
 
 // grid: B*H blocks; block: N threads. s0 / sT may be null (zero initial state / final state not wanted).
 template <typename T, int N>
@@ -173,7 +169,7 @@ __global__ void __launch_bounds__(N) hr_wkv6_backward(hr_i64 B, hr_i64 Tn, hr_i6
             if (dr) dr[o + i] += ui * ki * dyv + dy_sp;
             if (dk) dk[o + i] += v_g + ri * ui * dyv;
             // -exp(w) exp(-exp(w)) as one exp, so that a huge w gives 0, not inf * 0
-            if (dw) dw[o + i] += -hr_wkv_exp<T>(wi - hr_wkv_exp<T>(wi)) * g_sp;
+            if (dw) dw[o + i] += -hr_exp<T>(wi - hr_exp<T>(wi)) * g_sp;
             du_acc += ri * ki * dyv;
 #pragma unroll 4
             for (int j = 0; j < N; j++) G[j] = di * G[j] + ri * sdy[j];
@@ -188,7 +184,7 @@ __global__ void __launch_bounds__(N) hr_wkv6_backward(hr_i64 B, hr_i64 Tn, hr_i6
 // du[h, n] += sum over b of du_part[b, h, n], b in order. grid-stride over H*N.
 template <typename T>
 __global__ void hr_wkv6_reduce_du(hr_i64 B, hr_i64 H, hr_i64 N, const T *__restrict__ du_part, T *__restrict__ du) {
-    for (hr_i64 e = blockIdx.x * (hr_i64)blockDim.x + threadIdx.x; e < H * N; e += (hr_i64)gridDim.x * blockDim.x) {
+    HR_GRID_STRIDE(e, H * N) {
         T acc = T(0);
         for (hr_i64 b = 0; b < B; b++) acc += du_part[b * H * N + e];
         du[e] += acc;

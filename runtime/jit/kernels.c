@@ -43,11 +43,65 @@ static const char *const ssd_kernels[] = {
     "hr_ssd_backward<double, %d>", "hr_ssd_reduce_heads<float>", "hr_ssd_reduce_heads<double>",
     "hr_ssd_reduce_groups<float>", "hr_ssd_reduce_groups<double>", NULL};
 
+/* softmax cross-entropy: per-row logsumexp blocks of 256 threads, the ordered mean, the backward */
+static const char *const loss_kernels[] = {
+    "hr_cross_entropy_rows<float, 256>", "hr_cross_entropy_rows<double, 256>", "hr_cross_entropy_mean<float>",
+    "hr_cross_entropy_mean<double>", "hr_cross_entropy_backward<float>", "hr_cross_entropy_backward<double>", NULL};
+
+/* group / layer norm and gated / plain RMS norm: segment kernels of 256 threads, weight gradients by
+ * row chunks then summed in order */
+static const char *const norm_kernels[] = {
+    "hr_group_norm_forward<float, 256>", "hr_group_norm_backward_dx<float, 256>", "hr_group_norm_backward_wb<float>",
+    "hr_gated_rms_norm_forward<float, 256>", "hr_gated_rms_norm_backward_dx<float, 256>",
+    "hr_gated_rms_norm_backward_w<float>", "hr_norm_sum_partials<float>",
+    "hr_group_norm_forward<double, 256>", "hr_group_norm_backward_dx<double, 256>", "hr_group_norm_backward_wb<double>",
+    "hr_gated_rms_norm_forward<double, 256>", "hr_gated_rms_norm_backward_dx<double, 256>",
+    "hr_gated_rms_norm_backward_w<double>", "hr_norm_sum_partials<double>", NULL};
+
+/* affine, broadcasting binary ops (kinds 0 add, 1 sub, 2 mul, 3 div; gradients: add and sub share 0) and
+ * sums over a dim */
+static const char *const elementwise_kernels[] = {
+    "hr_affine_forward<float>", "hr_affine_backward<float>", "hr_binary_forward<float, 0>",
+    "hr_binary_forward<float, 1>", "hr_binary_forward<float, 2>", "hr_binary_forward<float, 3>",
+    "hr_binary_grad<float, 0, 0>", "hr_binary_grad<float, 0, 1>", "hr_binary_grad<float, 2, 0>",
+    "hr_binary_grad<float, 2, 1>", "hr_binary_grad<float, 3, 0>", "hr_binary_grad<float, 3, 1>",
+    "hr_sum_dim_forward<float>", "hr_sum_dim_backward<float>", "hr_affine_forward<double>",
+    "hr_affine_backward<double>", "hr_binary_forward<double, 0>", "hr_binary_forward<double, 1>",
+    "hr_binary_forward<double, 2>", "hr_binary_forward<double, 3>", "hr_binary_grad<double, 0, 0>",
+    "hr_binary_grad<double, 0, 1>", "hr_binary_grad<double, 2, 0>", "hr_binary_grad<double, 2, 1>",
+    "hr_binary_grad<double, 3, 0>", "hr_binary_grad<double, 3, 1>", "hr_sum_dim_forward<double>",
+    "hr_sum_dim_backward<double>", NULL};
+/* embedding, token shift, causal conv1d */
+static const char *const sequence_kernels[] = {
+    "hr_embedding_forward<float>", "hr_embedding_backward<float>", "hr_token_shift_forward<float>",
+    "hr_token_shift_backward<float>", "hr_conv1d_causal_forward<float>", "hr_conv1d_causal_backward_x<float>",
+    "hr_conv1d_causal_backward_w<float>", "hr_embedding_forward<double>", "hr_embedding_backward<double>",
+    "hr_token_shift_forward<double>", "hr_token_shift_backward<double>", "hr_conv1d_causal_forward<double>",
+    "hr_conv1d_causal_backward_x<double>", "hr_conv1d_causal_backward_w<double>", NULL};
+/* views, concatenation, casts between the float dtypes */
+static const char *const layout_kernels[] = {
+    "hr_gather<float>", "hr_scatter_add<float>", "hr_concat_part<float>", "hr_concat_part_backward<float>",
+    "hr_gather<double>", "hr_scatter_add<double>", "hr_concat_part<double>", "hr_concat_part_backward<double>",
+    "hr_gather<hr_bf16>", "hr_gather<long long>", "hr_gather<int>", "hr_gather<unsigned char>",
+    "hr_cast<float, double>", "hr_cast<double, float>", "hr_cast<float, hr_bf16>", "hr_cast<hr_bf16, float>",
+    "hr_cast<double, hr_bf16>", "hr_cast<hr_bf16, double>", NULL};
+
+/* AdamW and the ordered sum of squares of the gradient norm */
+static const char *const optim_kernels[] = {
+    "hr_adamw<float>", "hr_adamw<double>", "hr_sum_squares_blocks<float>", "hr_sum_squares_blocks<double>",
+    "hr_sum_squares_total", NULL};
+
 const hr_kernel_template hr_kernel_templates[] = {
     {"fill.cu", fill_kernels},
     {"unary.cu", unary_kernels},
     {"wkv6.cu", wkv6_kernels},
     {"ssd.cu", ssd_kernels},
+    {"loss.cu", loss_kernels},
+    {"norm.cu", norm_kernels},
+    {"elementwise.cu", elementwise_kernels},
+    {"sequence.cu", sequence_kernels},
+    {"layout.cu", layout_kernels},
+    {"optim.cu", optim_kernels},
 };
 const int hr_kernel_template_count = (int)(sizeof hr_kernel_templates / sizeof hr_kernel_templates[0]);
 

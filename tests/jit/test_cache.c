@@ -128,6 +128,10 @@ static void test_key(const hr_nvrtc *lib, const char *dir, const char *kernel_sr
     char changed_dir[1024], from[1100], to[1100];
     snprintf(changed_dir, sizeof changed_dir, "%s-src", dir);
     mkdir(changed_dir, 0777);
+    char hfrom[1100], hto[1100]; /* the shared header comes along: templates include it */
+    snprintf(hfrom, sizeof hfrom, "%s/common.cuh", kernel_src);
+    snprintf(hto, sizeof hto, "%s/common.cuh", changed_dir);
+    copy_file(hfrom, hto, 0);
     snprintf(from, sizeof from, "%s/fill.cu", kernel_src);
     snprintf(to, sizeof to, "%s/fill.cu", changed_dir);
     copy_file(from, to, 0);
@@ -138,6 +142,11 @@ static void test_key(const hr_nvrtc *lib, const char *dir, const char *kernel_sr
     if (f) fputs("// one more line\n", f), fclose(f);
     key_of(&c, &base, k1);
     CHECK(strcmp(k0, k1) != 0, "a changed template changes the key");
+    char k2[65];
+    f = fopen(hto, "ab");
+    if (f) fputs("// one more line\n", f), fclose(f);
+    key_of(&c, &base, k2);
+    CHECK(strcmp(k1, k2) != 0, "a changed header (common.cuh) changes the key");
     unsetenv("HYBRIDRT_KERNEL_SRC");
 }
 

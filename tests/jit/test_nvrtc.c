@@ -52,6 +52,17 @@ static void test_templates(const hr_nvrtc *lib, const char *dir) {
         CHECK(registered, "kernel_src/%s is not in hr_kernel_templates (runtime/jit/kernels.c)", e->d_name);
     }
     if (d) closedir(d);
+    /* the shared headers (common.cuh), which the templates #include by name */
+    const char *header_names[16];
+    char *header_sources[16];
+    int n_headers = hr_kernel_header_names(header_names, 16), loaded = 0;
+    for (; loaded < n_headers; loaded++) {
+        size_t hsize;
+        header_sources[loaded] = hr_kernel_source(header_names[loaded], &hsize, err, sizeof err);
+        CHECK(header_sources[loaded] != NULL, "header %s: %s", header_names[loaded], err);
+        if (!header_sources[loaded]) break;
+    }
+    CHECK(n_headers >= 1, "kernel_src/common.cuh is in the binary (%d headers)", n_headers);
     for (int t = 0; t < hr_kernel_template_count; t++) {
         const char *file = hr_kernel_templates[t].file;
         size_t size = 0;
@@ -70,7 +81,9 @@ static void test_templates(const hr_nvrtc *lib, const char *dir) {
             if (a < lib->n_archs) snprintf(target, sizeof target, "sm_%d", lib->archs[a]);
             else snprintf(target, sizeof target, "compute_%d", lib->archs[lib->n_archs - 1]); /* PTX for the newest */
             hr_nvrtc_job job = {.src = src, .src_name = file, .name_expression = names[0], .target = target,
-                                .more_names = more, .n_more = n_names - 1};
+                                .more_names = more, .n_more = n_names - 1,
+                                .header_sources = (const char *const *)header_sources, .header_names = header_names,
+                                .n_headers = loaded};
             hr_nvrtc_output out;
             int rc = hr_nvrtc_compile(lib, &job, &out, why, sizeof why);
 #pragma omp critical
@@ -96,6 +109,7 @@ static void test_templates(const hr_nvrtc *lib, const char *dir) {
         }
         free(src);
     }
+    for (int i = 0; i < loaded; i++) free(header_sources[i]);
 }
 
 static void test_errors(const hr_nvrtc *lib) {

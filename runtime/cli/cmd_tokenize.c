@@ -410,8 +410,6 @@ static int encode_file(encoding *e, const char *name, int64_t *bytes, progress *
     return rc;
 }
 
-static const char *const EOS_NAMES[] = {"<eos>", "<|endoftext|>", "</s>", NULL};
-
 static int tokenize(hr_ctx *ctx, const options *o) {
     double t0 = now();
     file_list files = {0};
@@ -481,7 +479,7 @@ static int tokenize(hr_ctx *ctx, const options *o) {
             goto fail;
         }
     } else if (!o->separator && !is_bytes) {
-        sep = hr_bpe_find_any(bpe, EOS_NAMES);
+        sep = hr_bpe_eos_id(bpe);
         if (sep < 0 && files.n > 1)
             fprintf(stderr, "note: the tokenizer has none of <eos>, <|endoftext|>, </s>: files are joined without a "
                             "separator\n");

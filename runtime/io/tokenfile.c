@@ -70,7 +70,8 @@ hr_tokens *hr_tokens_open(hr_ctx *ctx, const char *path) {
     return tok;
 }
 
-hr_tokens *hr_tokens_from_ids(hr_ctx *ctx, const char *path, uint32_t *ids, int64_t n, uint32_t vocab) {
+hr_tokens *hr_tokens_from_ids(hr_ctx *ctx, const char *path, hr_tokens_kind kind, uint32_t *ids, int64_t n,
+                              uint32_t vocab) {
     hr_tokens *tok = calloc(1, sizeof *tok);
     char *name = strdup(path);
     if (!tok || !name) {
@@ -80,7 +81,7 @@ hr_tokens *hr_tokens_from_ids(hr_ctx *ctx, const char *path, uint32_t *ids, int6
         hr_error(ctx, "%s: out of memory", path);
         return NULL;
     }
-    *tok = (hr_tokens){.kind = HR_TOKENS_FILE, .n_tokens = n, .vocab = vocab, .width = 4,
+    *tok = (hr_tokens){.kind = kind, .n_tokens = n, .vocab = vocab, .width = 4,
                        .ids = (const uint8_t *)ids, .owned = ids, .path = name};
     return tok;
 }

@@ -38,10 +38,11 @@ typedef struct {
 hr_tokens *hr_tokens_open(hr_ctx *ctx, const char *path);
 void hr_tokens_close(hr_tokens *tok); /* unmaps or frees; NULL is fine */
 
-/* Tokens held in memory (text encoded at load time by a tokenizer): takes ownership of ids (malloc'ed,
- * n of them, all below vocab) and names them path. kind is HR_TOKENS_FILE. NULL when out of memory
- * (ids are then freed). */
-hr_tokens *hr_tokens_from_ids(hr_ctx *ctx, const char *path, uint32_t *ids, int64_t n, uint32_t vocab);
+/* Tokens held in memory, of the given kind (HR_TOKENS_TEXT for text a tokenizer encoded at load time): takes
+ * ownership of ids (malloc'ed, n of them, all below vocab) and names them path. NULL when out of
+ * memory (ids are then freed). */
+hr_tokens *hr_tokens_from_ids(hr_ctx *ctx, const char *path, hr_tokens_kind kind, uint32_t *ids, int64_t n,
+                              uint32_t vocab);
 
 /* Token i (0 <= i < n_tokens; not checked, nor against the vocab). */
 static inline uint32_t hr_tokens_get(const hr_tokens *tok, int64_t i) {

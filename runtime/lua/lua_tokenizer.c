@@ -28,8 +28,6 @@ typedef struct {
     hr_bpe_encoder **encs; /* one per thread, created on first use */
 } tokenizer_box;
 
-static const char *const EOS_NAMES[] = {"<eos>", "<|endoftext|>", "</s>", NULL};
-
 static tokenizer_box *check_tok(lua_State *L, int arg) {
     tokenizer_box *box = luaL_checkudata(L, arg, HR_TOKENIZER_MT);
     if (!box->bpe) luaL_argerror(L, arg, "tokenizer has been released");
@@ -230,9 +228,8 @@ static int t_open_tokens(lua_State *L) {
         hr_ids_free(&ids);
         return luaL_error(L, "%s: %s", path, err);
     }
-    hr_tokens *tok = hr_tokens_from_ids(ctx, path, ids.data, (int64_t)ids.n, box->bpe->n_ids);
+    hr_tokens *tok = hr_tokens_from_ids(ctx, path, HR_TOKENS_TEXT, ids.data, (int64_t)ids.n, box->bpe->n_ids);
     if (!tok) return hr_lua_raise(L);
-    tok->kind = HR_TOKENS_TEXT; /* text, read through the tokenizer */
     hr_lua_push_tokens(L, tok);
     return 1;
 }
@@ -246,7 +243,7 @@ static int t_index(lua_State *L) {
     else if (strcmp(key, "kind") == 0) lua_pushstring(L, box->bytes ? "bytes" : "bpe");
     else if (strcmp(key, "n_merges") == 0) lua_pushinteger(L, box->bpe->n_merges);
     else if (strcmp(key, "eos") == 0) {
-        int64_t id = hr_bpe_find_any(box->bpe, EOS_NAMES);
+        int64_t id = hr_bpe_eos_id(box->bpe);
         if (id < 0 || box->bytes) lua_pushnil(L);
         else lua_pushinteger(L, id);
     } else lua_pushnil(L);

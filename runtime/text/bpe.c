@@ -226,6 +226,11 @@ int64_t hr_bpe_find_any(const hr_bpe *b, const char *const *names) {
     return -1;
 }
 
+int64_t hr_bpe_eos_id(const hr_bpe *b) {
+    static const char *const names[] = {"<eos>", "<|endoftext|>", "</s>", NULL};
+    return hr_bpe_find_any(b, names);
+}
+
 /* ---- encoding ---- */
 
 typedef struct {

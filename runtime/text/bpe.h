@@ -79,8 +79,10 @@ int hr_bpe_finish(hr_bpe *bpe, char *err); /* byte table, raw forms; checks merg
 
 /* The id of a token string (added tokens first, then the vocabulary), or -1. */
 int64_t hr_bpe_token_id(const hr_bpe *bpe, const char *s, size_t len);
-/* The first of names[] that is an added token or in the vocabulary, or -1. */
+/* The first of names[] (NULL-terminated) that is an added token or in the vocabulary, or -1. */
 int64_t hr_bpe_find_any(const hr_bpe *bpe, const char *const *names);
+/* The end-of-document token: the first of <eos>, <|endoftext|>, </s> the tokenizer has, or -1. */
+int64_t hr_bpe_eos_id(const hr_bpe *bpe);
 
 /* ---- encoding ----
  * An encoder holds one thread's scratch memory and its cache of recent pieces: use one per thread

@@ -183,13 +183,11 @@ int hr_bpe_finish(hr_bpe *b, char *err) {
     }
     free(b->special);
     if (!(b->special = calloc(b->n_ids, 1))) return snprintf(err, HR_BPE_ERR, "out of memory"), -1;
-    for (uint32_t i = 0; i < b->n_added; i++) b->special[b->added[i].id] = b->added[i].special;
     memset(b->added_first, 0, sizeof b->added_first);
-    b->max_added_len = 0;
     for (uint32_t i = 0; i < b->n_added; i++) {
+        b->special[b->added[i].id] = b->added[i].special;
         uint8_t c = (uint8_t)b->added[i].content[0];
         b->added_first[c >> 3] |= (uint8_t)(1u << (c & 7));
-        if (b->added[i].len > b->max_added_len) b->max_added_len = (uint32_t)b->added[i].len;
     }
     return 0;
 }

@@ -53,7 +53,6 @@ typedef struct {
     uint32_t n_added;
     uint8_t added_first[32]; /* bitmap of the first bytes of added tokens */
     uint8_t *special;        /* id -> 1 for a special added token (n_ids entries, set by finish) */
-    uint32_t max_added_len;
 
     bool add_prefix_space; /* a space before text that does not start with one (changes round trips) */
     bool trim_offsets;     /* offsets only; kept to write the file back */

@@ -15,7 +15,7 @@ local SPEC = {
   {"top_p", "number", 1.0, "nucleus sampling: keep the most likely tokens up to this probability mass"},
   {"seed", "integer", nil, "seed of the sampler (default: from the clock)"},
   {"tokenizer", "string", nil, "a tokenizer.json to decode with (default: the one the checkpoint records)"},
-  {"device", "string", nil, "auto | cpu (the CUDA backend is not in this build yet)"},
+  {"device", "string", nil, "auto | cpu | cuda | cuda:N (default HYBRIDRT_DEVICE, else auto)"},
   {"help", "boolean", false, "print this help"},
 }
 
@@ -26,8 +26,12 @@ if o.help then
 end
 local function fail(msg) error("sample.lua: " .. msg, 0) end
 if not o.ckpt then fail("ckpt=FILE is required (a checkpoint written by train.lua)") end
-local device = o.device or os.getenv("HYBRIDRT_DEVICE") or "auto"
-if device ~= "auto" and device ~= "cpu" then fail("device=" .. device .. ": this build has no CUDA backend yet") end
+local device
+do
+  local ok, dev = pcall(hr.use_device, o.device or os.getenv("HYBRIDRT_DEVICE") or "auto")
+  if not ok then fail(tostring(dev)) end
+  device = dev
+end
 if o.tokens < 0 then fail("tokens must be >= 0") end
 if o.temperature < 0 then fail("temperature must be >= 0") end
 if not (o.top_p > 0 and o.top_p <= 1) then fail("top_p must be in (0, 1]") end
@@ -52,7 +56,8 @@ if tok.vocab_size > cfg.vocab_size then
                      tok.vocab_size, cfg.vocab_size))
 end
 math.randomseed(o.seed or os.time())
-io.stderr:write(model:describe(), "\n")
+io.stderr:write(model:describe(), " on ", device, "\n")
+if device ~= "cpu" then model.store:to(device) end
 
 -- Picks the next token id (0-based) from a (V) logits table.
 local function pick(logits)
@@ -93,9 +98,9 @@ if o.prompt ~= "" then io.write(o.prompt) end
 local t0 = hr.clock()
 hr.no_grad(function()
   local state = model:new_state()
-  local logits = model:forward(hr.tensor(ids, "i64"):view(1, #ids), state)
+  local logits = model:forward(hr.tensor(ids, "i64"):view(1, #ids):to(device), state)
   local last = logits:narrow(2, #ids, 1):reshape(cfg.vocab_size):totable()
-  local x = hr.zeros({1, 1}, "i64")
+  local x = hr.zeros({1, 1}, "i64", device)
   for _ = 1, o.tokens do
     local id = pick(last)
     if id >= tok.vocab_size then fail(string.format("the model produced id %d, beyond the tokenizer's %d tokens", id,

@@ -68,17 +68,21 @@ local function file_exists(path)
 end
 
 -- ---- device and precision ------------------------------------------------------------------------
-local device = o.device or os.getenv("HYBRIDRT_DEVICE") or "auto"
-if device == "auto" then
-  print("device: cpu (this build has no CUDA backend yet; device=auto uses the CPU)")
-elseif device ~= "cpu" then
-  if device == "cuda" or device:match("^cuda:%d+$") then
-    fail("device=" .. device .. ": this build has no CUDA backend yet; use device=cpu or device=auto")
+local device
+do
+  local want = o.device or os.getenv("HYBRIDRT_DEVICE") or "auto"
+  local ok, dev, why = pcall(hr.use_device, want)
+  if not ok then fail(tostring(dev)) end
+  device = dev
+  if why then print("device: cpu (no usable GPU: " .. why .. ")")
+  elseif device == "cpu" then print("device: cpu")
+  else
+    local st = hr.device_stats()
+    print(string.format("device: %s, %s, kernels built for %s", device, st.gpu, st.target))
   end
-  fail("device must be auto, cpu, cuda or cuda:N (got '" .. device .. "')")
 end
 if o.dtype ~= "f32" then
-  if o.dtype == "bf16" then fail("dtype=bf16 needs the CUDA backend; the CPU trains in f32") end
+  if o.dtype == "bf16" then fail("dtype=bf16 is not supported yet: every backend trains in f32") end
   fail("dtype must be f32 or bf16 (got '" .. o.dtype .. "')")
 end
 if o.threads then hr.set_num_threads(o.threads) end
@@ -176,6 +180,7 @@ if data.vocab > model.cfg.vocab_size then
                      model.cfg.vocab_size))
 end
 print(model:describe())
+if device ~= "cpu" then model.store:to(device) end -- initialised on the host: the same values everywhere
 local data_kind = data.kind == "tokens" and "token file" or tok.kind == "bytes" and "text as bytes" or
                   string.format("text through %s, BPE vocab %d", o.tokenizer, tok.vocab_size)
 print(string.format("data: %s (%s, %d tokens: %d train, %d validation)", data_path, data_kind, data.n, data.n_train,
@@ -228,7 +233,7 @@ print(string.format("run: %s (batch %d x seq %d x accum %d = %d tokens/step, %d 
 
 -- ---- the step graph: recorded once, replayed in C every micro-batch ------------------------------------
 local B, T = o.batch, o.seq
-local x, y = hr.zeros({B, T}, "i64"), hr.zeros({B, T}, "i64")
+local x, y = hr.zeros({B, T}, "i64", device), hr.zeros({B, T}, "i64", device)
 data:train_batch(x, y, o.seed, 1, 1)
 local graph, loss = hr.capture(function()
   local l = model:loss(x, y)
@@ -237,7 +242,7 @@ local graph, loss = hr.capture(function()
 end)
 
 local function evaluate()
-  local vx, vy = hr.zeros({B, T}, "i64"), hr.zeros({B, T}, "i64")
+  local vx, vy = hr.zeros({B, T}, "i64", device), hr.zeros({B, T}, "i64", device)
   local total = 0
   hr.no_grad(function()
     for i = 1, o.eval_batches do
@@ -264,7 +269,17 @@ local function save(step, elapsed, tokens)
   return path
 end
 
-local METRIC_KEYS = {"step", "loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "tokens", "elapsed_s"}
+local METRIC_KEYS = {"step", "loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "tokens", "elapsed_s",
+                     "gpu_mem_mb", "gpu_mem_peak_mb"}
+-- On a GPU: the caching allocator's bytes in use, now and at their peak, in MiB.
+local function gpu_memory(line)
+  local st = device ~= "cpu" and hr.device_stats()
+  if st then
+    line.gpu_mem_mb = st.mem_in_use / 2 ^ 20
+    line.gpu_mem_peak_mb = st.mem_peak / 2 ^ 20
+  end
+  return line
+end
 local bar = progress.new(o.steps, {every = o.log_every})
 local t_start = hr.clock()
 local t_window, tokens_window = t_start, 0
@@ -283,6 +298,12 @@ local ok, err = pcall(function()
       loss_sum = loss_sum + loss:item()
     end
     local gnorm = opt:step(lr)
+    if device ~= "cpu" and step == start_step + 1 then -- every kernel of a step is loaded by now
+      local st = hr.device_stats()
+      bar:print(string.format("kernels: %d cached, %d compiled (%.2f s)", st.kernels_cached,
+                              st.kernels_compiled + st.kernels_rebuilt, st.kernel_load_s))
+      if st.cache_warning then bar:print("warning: " .. st.cache_warning) end
+    end
     tokens_window = tokens_window + tokens_per_step
     last_loss = loss_sum
     local now = hr.clock()
@@ -301,7 +322,7 @@ local ok, err = pcall(function()
       bar:print(string.format("step %d: val_loss %.4f (train %.4f)", step, last_val, loss_sum))
     end
     if line then
-      metrics:write(options.json_line(METRIC_KEYS, line), "\n")
+      metrics:write(options.json_line(METRIC_KEYS, gpu_memory(line)), "\n")
       metrics:flush()
       bar.tps = line.tokens_per_s or bar.tps
     end

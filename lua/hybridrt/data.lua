@@ -56,18 +56,32 @@ function M.open(path, opts)
   return self
 end
 
+-- Fills x, y from the token windows at starts: directly on the CPU, through host staging buffers
+-- (kept between calls) for tensors on a GPU.
+function Data:fill(x, y, starts)
+  if x.device == "cpu" and y.device == "cpu" then return self.ds:fill(x, y, starts) end
+  local hx, hy = self.stage_x, self.stage_y
+  if not hx or hx:numel() ~= x:numel() or hx.dtype ~= x.dtype or hy.dtype ~= y.dtype then
+    hx, hy = hr.zeros(x.shape, x.dtype), hr.zeros(y.shape, y.dtype)
+    self.stage_x, self.stage_y = hx, hy
+  end
+  self.ds:fill(hx, hy, starts)
+  x:copy_(hx)
+  y:copy_(hy)
+end
+
 -- Fills x, y (B, T) with the training windows of (seed, step, micro).
 function Data:train_batch(x, y, seed, step, micro)
   local B, starts, span = x.shape[1], {}, self.n_train - self.seq - 1 + 1
   for b = 1, B do starts[b] = (hash(seed, step, micro, b) >> 1) % span end
-  self.ds:fill(x, y, starts)
+  self:fill(x, y, starts)
 end
 
 -- Fills x, y with validation batch i (the same windows at every evaluation of a run).
 function Data:val_batch(x, y, seed, i)
   local B, starts, span = x.shape[1], {}, self.n_val - self.seq - 1 + 1
   for b = 1, B do starts[b] = self.n_train + (hash(seed, -1, i, b) >> 1) % span end
-  self.ds:fill(x, y, starts)
+  self:fill(x, y, starts)
 end
 
 function Data:close() self.ds:close() end

@@ -14,7 +14,8 @@ function M.adamw(store, opts)
   local self = setmetatable({
     store = store, beta1 = opts.beta1 or 0.9, beta2 = opts.beta2 or 0.95, eps = opts.eps or 1e-8,
     weight_decay = opts.weight_decay or 0.1, clip = opts.clip or 1.0, step_count = 0,
-    m = hr.zeros({store.numel}, store.dtype), v = hr.zeros({store.numel}, store.dtype),
+    m = hr.zeros({store.numel}, store.dtype, store.flat.device),
+    v = hr.zeros({store.numel}, store.dtype, store.flat.device),
   }, AdamW)
   return self
 end

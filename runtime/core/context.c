@@ -27,6 +27,7 @@ hr_ctx *hr_ctx_create(void) {
 void hr_ctx_destroy(hr_ctx *ctx) {
     if (!ctx) return;
     hr_capture_abort(ctx);
+    for (int k = 0; k < HR_DEVICE_KINDS; k++) hr_device_mem_release(ctx->devices[k]);
     free(ctx);
 }
 

@@ -23,6 +23,9 @@ typedef struct hr_ctx {
     /* Host linear algebra for initialisation (orthogonal matrices), registered by the CPU backend:
      * replaces an m x n column-major matrix (m >= n) by its orthonormal QR factor; -1 on failure. */
     int (*orthonormalize)(int64_t m, int64_t n, double *a);
+    /* Memory of the devices a backend has opened (one GPU per process so far), or NULL; the context
+     * holds one reference and releases it when destroyed. */
+    hr_device_mem *devices[HR_DEVICE_KINDS];
     bool grad_enabled;           /* false inside no_grad */
     bool check_nan;              /* check every op's outputs (and gradients) for NaN/Inf */
     hr_rng rng;

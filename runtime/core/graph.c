@@ -38,16 +38,21 @@ void hr_node_release(hr_node *n) {
     }
 }
 
-/* First non-finite value of a float tensor: returns "nan", "inf" or NULL. */
-static const char *non_finite(const hr_tensor *t) {
+/* First non-finite value of a float tensor: returns "nan", "inf" or NULL (also when a device tensor
+ * cannot be read back: the next op reports that error). */
+static const char *non_finite(hr_ctx *ctx, const hr_tensor *t) {
     if (!t || (t->dtype != HR_F32 && t->dtype != HR_F64)) return NULL;
-    int64_t n = hr_tensor_numel(t);
-    for (int64_t i = 0; i < n; i++) {
-        double v = hr_tensor_get_flat(t, i);
-        if (isnan(v)) return "nan";
-        if (isinf(v)) return "inf";
+    hr_tensor *h = hr_tensor_host(ctx, t);
+    if (!h) return NULL;
+    const char *what = NULL;
+    int64_t n = hr_tensor_numel(h);
+    for (int64_t i = 0; i < n && !what; i++) {
+        double v = hr_tensor_get_flat(h, i);
+        if (isnan(v)) what = "nan";
+        else if (isinf(v)) what = "inf";
     }
-    return NULL;
+    hr_tensor_release(h);
+    return what;
 }
 
 static int run_forward(hr_ctx *ctx, hr_node *n) {
@@ -67,7 +72,7 @@ static int run_forward(hr_ctx *ctx, hr_node *n) {
         if (n->in[i]) n->in_version[i] = n->in[i]->storage->version;
     if (ctx->check_nan) {
         for (int j = 0; j < n->n_out; j++) {
-            const char *bad = non_finite(n->out[j]);
+            const char *bad = non_finite(ctx, n->out[j]);
             char shape[96];
             if (bad)
                 return hr_error(ctx, "nan check: op '%s' produced %s in output %d, shape %s",
@@ -177,10 +182,10 @@ static int topo_sort(hr_ctx *ctx, hr_node *root, node_list *order) {
 /* A zeroed gradient buffer for t: allocated on first use, cleared on later uses when `clear`. */
 static int ensure_grad(hr_ctx *ctx, hr_tensor *t, bool clear) {
     if (!t->grad) {
-        t->grad = hr_tensor_zeros(ctx, t->dtype, t->ndim, t->shape);
+        t->grad = hr_tensor_zeros_on(ctx, t->storage->device, t->dtype, t->ndim, t->shape);
         return t->grad ? 0 : -1;
     }
-    if (clear) memset(hr_tensor_data(t->grad), 0, (size_t)(hr_tensor_numel(t) * (int64_t)hr_dtype_size(t->dtype)));
+    if (clear) return hr_tensor_fill(ctx, t->grad, 0);
     return 0;
 }
 
@@ -232,8 +237,16 @@ int hr_backward(hr_ctx *ctx, hr_tensor *root, bool keep_graph_grads) {
                              "requires_grad reaches it, or it was computed under no_grad)");
     if (!root->grad_fn) { /* a leaf: d(root)/d(root) = 1 */
         if (ensure_grad(ctx, root, false)) return -1;
-        hr_tensor_set_flat(root->grad, 0, hr_tensor_get_flat(root->grad, 0) + 1.0);
-        return 0;
+        if (hr_tensor_on_host(root->grad)) {
+            hr_tensor_set_flat(root->grad, 0, hr_tensor_get_flat(root->grad, 0) + 1.0);
+            return 0;
+        }
+        hr_tensor *h = hr_tensor_host(ctx, root->grad);
+        if (!h) return -1;
+        hr_tensor_set_flat(h, 0, hr_tensor_get_flat(h, 0) + 1.0);
+        int rc = hr_tensor_copy_into(ctx, root->grad, h);
+        hr_tensor_release(h);
+        return rc;
     }
     node_list order = {0};
     if (topo_sort(ctx, root->grad_fn, &order)) {
@@ -253,7 +266,7 @@ int hr_backward(hr_ctx *ctx, hr_tensor *root, bool keep_graph_grads) {
             if (n->in[i] && n->in[i]->requires_grad && !n->in[i]->grad_fn) rc = ensure_grad(ctx, n->in[i], false);
     }
     if (ctx->profiling) ctx->grad_zero_s += hr_now() - t_zero;
-    if (!rc) hr_tensor_set_flat(root->grad, 0, 1.0);
+    if (!rc) rc = hr_tensor_fill(ctx, root->grad, 1.0);
     for (int k = order.n - 1; k >= 0 && !rc; k--) {
         hr_node *n = order.items[k];
         if (n->op == HR_OP_VIEW && view_grad_is_shared(n)) continue; /* its gradient already landed */
@@ -277,7 +290,7 @@ int hr_backward(hr_ctx *ctx, hr_tensor *root, bool keep_graph_grads) {
             }
         }
         for (int i = 0; i < n->n_in && !rc && ctx->check_nan; i++) {
-            const char *bad = non_finite(hr_node_in_grad(n, i));
+            const char *bad = non_finite(ctx, hr_node_in_grad(n, i));
             if (bad)
                 rc = hr_error(ctx, "nan check: backward of op '%s' produced %s in the gradient of input %d",
                               hr_op_name(n->op), bad, i + 1);

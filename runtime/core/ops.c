@@ -29,8 +29,12 @@ static int need_floats(hr_ctx *ctx, hr_op_id op, int n, hr_tensor *const *ts, co
         if (ts[i]->dtype != first->dtype)
             return hr_error(ctx, "%s: %s is %s but %s is %s; convert one with :to()", hr_op_name(op), names[i],
                             hr_dtype_name(ts[i]->dtype), names[0], hr_dtype_name(first->dtype));
-        if (ts[i]->storage->device.kind != first->storage->device.kind)
-            return hr_error(ctx, "%s: inputs are on different devices", hr_op_name(op));
+        if (!hr_same_device(ts[i], first)) {
+            char a[32], b[32];
+            return hr_error(ctx, "%s: %s is on %s but %s is on %s; move one with :to()", hr_op_name(op), names[i],
+                            hr_device_str(ts[i]->storage->device, a, sizeof a), names[0],
+                            hr_device_str(first->storage->device, b, sizeof b));
+        }
     }
     return 0;
 }
@@ -62,8 +66,15 @@ static hr_node *node_with_inputs(hr_ctx *ctx, hr_op_id op, int n, hr_tensor *con
 }
 
 /* Adds output j (allocated here) to the node; returns it or NULL, releasing the node on failure. */
+/* The device a node runs on: its first input's. */
+static hr_device node_device(const hr_node *node) {
+    for (int i = 0; i < node->n_in; i++)
+        if (node->in[i]) return node->in[i]->storage->device;
+    return (hr_device){HR_DEVICE_CPU, 0};
+}
+
 static hr_tensor *node_output(hr_ctx *ctx, hr_node *node, int j, hr_dtype dt, int ndim, const int64_t *shape) {
-    hr_tensor *t = hr_tensor_empty(ctx, dt, ndim, shape);
+    hr_tensor *t = hr_tensor_empty_on(ctx, node_device(node), dt, ndim, shape);
     if (!t) {
         for (int i = 0; i < node->n_out; i++) hr_tensor_release(node->out[i]);
         hr_node_release(node);
@@ -76,7 +87,7 @@ static hr_tensor *node_output(hr_ctx *ctx, hr_node *node, int j, hr_dtype dt, in
 
 /* A saved buffer for the backward; returns 0, or -1 with the node released. */
 static int node_saved(hr_ctx *ctx, hr_node *node, int j, hr_dtype dt, int ndim, const int64_t *shape) {
-    node->saved[j] = hr_tensor_zeros(ctx, dt, ndim, shape);
+    node->saved[j] = hr_tensor_zeros_on(ctx, node_device(node), dt, ndim, shape);
     if (node->saved[j]) return 0;
     for (int i = 0; i < node->n_out; i++) hr_tensor_release(node->out[i]);
     hr_node_release(node);
@@ -98,6 +109,16 @@ static hr_tensor *launch_with_state(hr_ctx *ctx, hr_node *node, hr_tensor **stat
     return y;
 }
 
+/* ids and the float tensor they index live on one device. */
+static int need_same_device(hr_ctx *ctx, hr_op_id op, const hr_tensor *ids, const hr_tensor *x, const char *ids_name,
+                            const char *x_name) {
+    if (hr_same_device(ids, x)) return 0;
+    char a[32], b[32];
+    return hr_error(ctx, "%s: %s is on %s but %s is on %s; move one with :to()", hr_op_name(op), ids_name,
+                    hr_device_str(ids->storage->device, a, sizeof a), x_name,
+                    hr_device_str(x->storage->device, b, sizeof b));
+}
+
 /* Token ids (embedding inputs, cross-entropy targets) are i64, i32 or u8. */
 static int need_ids(hr_ctx *ctx, hr_op_id op, const char *what, const hr_tensor *t) {
     if (t->dtype == HR_I64 || t->dtype == HR_I32 || t->dtype == HR_U8) return 0;
@@ -105,7 +126,12 @@ static int need_ids(hr_ctx *ctx, hr_op_id op, const char *what, const hr_tensor 
                     hr_dtype_name(t->dtype));
 }
 
-static int64_t rows_of(const hr_tensor *t) { return t->ndim ? hr_tensor_numel(t) / t->shape[t->ndim - 1] : 1; }
+/* The product of all dims but the last (never a division: the last may be 0). */
+static int64_t rows_of(const hr_tensor *t) {
+    int64_t r = 1;
+    for (int d = 0; d + 1 < t->ndim; d++) r *= t->shape[d];
+    return r;
+}
 
 /* ---- views ---- */
 
@@ -395,6 +421,10 @@ static int need_vector(hr_ctx *ctx, hr_op_id op, const char *what, const hr_tens
 /* Norm nodes save two per-(row, group) statistics (mean and rstd; RMS norms use only the second). */
 static hr_tensor *norm_node(hr_ctx *ctx, hr_op_id op, hr_tensor *const *ins, int n_in, int64_t groups, double eps) {
     hr_tensor *x = ins[0];
+    if (x->shape[x->ndim - 1] == 0) {
+        hr_error(ctx, "%s: the normalized (last) dim of %s has no elements", hr_op_name(op), SHAPE(x));
+        return NULL;
+    }
     hr_node *node = node_with_inputs(ctx, op, n_in, ins);
     if (!node || !node_output(ctx, node, 0, x->dtype, x->ndim, x->shape)) return NULL;
     int64_t stats = rows_of(x) * groups;
@@ -464,7 +494,9 @@ hr_tensor *hr_gated_rms_norm(hr_ctx *ctx, hr_tensor *y, hr_tensor *z, hr_tensor 
 /* ---- sequence ops ---- */
 
 hr_tensor *hr_embedding(hr_ctx *ctx, hr_tensor *ids, hr_tensor *weight) {
-    if (need_ids(ctx, HR_OP_EMBEDDING, "ids", ids) || need_float(ctx, HR_OP_EMBEDDING, "weight", weight)) return NULL;
+    if (need_ids(ctx, HR_OP_EMBEDDING, "ids", ids) || need_float(ctx, HR_OP_EMBEDDING, "weight", weight) ||
+        need_same_device(ctx, HR_OP_EMBEDDING, ids, weight, "ids", "weight"))
+        return NULL;
     if (weight->ndim != 2 || ids->ndim > HR_MAX_DIMS - 1) {
         hr_error(ctx, "embedding: weight must be (vocab, channels) and ids at most 3-D, got weight %s, ids %s",
                  SHAPE(weight), SHAPE(ids));
@@ -556,7 +588,8 @@ hr_tensor *hr_ssd_scan(hr_ctx *ctx, hr_tensor *x, hr_tensor *dt, hr_tensor *A, h
 }
 
 hr_tensor *hr_cross_entropy(hr_ctx *ctx, hr_tensor *logits, hr_tensor *targets, int64_t ignore_index) {
-    if (need_float(ctx, HR_OP_CROSS_ENTROPY, "logits", logits) || need_ids(ctx, HR_OP_CROSS_ENTROPY, "targets", targets))
+    if (need_float(ctx, HR_OP_CROSS_ENTROPY, "logits", logits) || need_ids(ctx, HR_OP_CROSS_ENTROPY, "targets", targets) ||
+        need_same_device(ctx, HR_OP_CROSS_ENTROPY, targets, logits, "targets", "logits"))
         return NULL;
     bool ok = logits->ndim >= 1 && targets->ndim == logits->ndim - 1;
     for (int d = 0; ok && d < targets->ndim; d++) ok = targets->shape[d] == logits->shape[d];
@@ -565,10 +598,17 @@ hr_tensor *hr_cross_entropy(hr_ctx *ctx, hr_tensor *logits, hr_tensor *targets, 
                  SHAPE(targets), SHAPE(logits));
         return NULL;
     }
+    if (logits->shape[logits->ndim - 1] == 0) {
+        hr_error(ctx, "cross_entropy: logits %s have no classes (the last dim is 0)", SHAPE(logits));
+        return NULL;
+    }
     hr_node *node = node_with_inputs(ctx, HR_OP_CROSS_ENTROPY, 2, (hr_tensor *[]){logits, targets});
     if (!node || !node_output(ctx, node, 0, logits->dtype, 0, NULL)) return NULL;
     int64_t rows = rows_of(logits);
-    if (node_saved(ctx, node, 0, logits->dtype, 1, &rows) || node_saved(ctx, node, 1, HR_I64, 1, &rows)) return NULL;
+    /* saved[2]: the count of rows that count, where a GPU's backward reads it */
+    if (node_saved(ctx, node, 0, logits->dtype, 1, &rows) || node_saved(ctx, node, 1, HR_I64, 1, &rows) ||
+        node_saved(ctx, node, 2, HR_I64, 0, NULL))
+        return NULL;
     node->iattr[0] = ignore_index;
     return launch(ctx, node);
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/device.h"
 #include "core/dtype.h"
 
 #define HR_MAX_DIMS 4
@@ -21,7 +22,8 @@ typedef struct {
 typedef struct hr_storage {
     int refcount;
     hr_device device;
-    void *data;       /* 64-byte aligned */
+    hr_device_mem *mem; /* the device's memory functions (a reference); NULL on the host */
+    void *data;       /* 64-byte aligned on the host; a device address (CUdeviceptr) on a GPU */
     int64_t nbytes;
     uint64_t version; /* bumped by every write; autograd checks that saved inputs are unchanged */
 } hr_storage;
@@ -48,6 +50,14 @@ typedef struct hr_tensor {
  * (bad shape, size overflow, out of memory). Contents of hr_tensor_empty are undefined. */
 hr_tensor *hr_tensor_empty(struct hr_ctx *ctx, hr_dtype dt, int ndim, const int64_t *shape);
 hr_tensor *hr_tensor_zeros(struct hr_ctx *ctx, hr_dtype dt, int ndim, const int64_t *shape);
+/* The same on a device: the host, or one whose backend the context has opened (hr_ctx.devices). */
+hr_tensor *hr_tensor_empty_on(struct hr_ctx *ctx, hr_device dev, hr_dtype dt, int ndim, const int64_t *shape);
+hr_tensor *hr_tensor_zeros_on(struct hr_ctx *ctx, hr_device dev, hr_dtype dt, int ndim, const int64_t *shape);
+/* A contiguous copy of t on dev, outside autograd (always a new storage). */
+hr_tensor *hr_tensor_to(struct hr_ctx *ctx, const hr_tensor *t, hr_device dev);
+/* t itself (one more reference) when it is on the host, else a host copy: for code that reads
+ * elements (printing, saving, item). */
+hr_tensor *hr_tensor_host(struct hr_ctx *ctx, const hr_tensor *t);
 
 /* A new header over t's storage with t's layout, outside autograd (no grad, no grad_fn). */
 hr_tensor *hr_tensor_alias(struct hr_ctx *ctx, const hr_tensor *t);
@@ -62,16 +72,26 @@ int64_t hr_tensor_numel(const hr_tensor *t);
 bool hr_tensor_is_contiguous(const hr_tensor *t);
 /* Pointer to element 0 of the view (storage data + offset). */
 void *hr_tensor_data(const hr_tensor *t);
+static inline bool hr_tensor_on_host(const hr_tensor *t) { return t->storage->device.kind == HR_DEVICE_CPU; }
+static inline bool hr_same_device(const hr_tensor *a, const hr_tensor *b) {
+    return a->storage->device.kind == b->storage->device.kind && a->storage->device.index == b->storage->device.index;
+}
+/* "cpu" or "cuda:0" into buf. */
+const char *hr_device_str(hr_device dev, char *buf, int bufsize);
+
+/* Element access: host tensors only (a device tensor goes through hr_tensor_host first). */
 /* Element at a flat row-major logical index, honouring strides. */
 int64_t hr_tensor_flat_to_offset(const hr_tensor *t, int64_t flat);
 double hr_tensor_get_flat(const hr_tensor *t, int64_t flat);
 void hr_tensor_set_flat(hr_tensor *t, int64_t flat, double v);
-void hr_tensor_fill(hr_tensor *t, double v);
+/* Every element set to v, on any device. Returns 0, or -1 with the context's error. */
+int hr_tensor_fill(struct hr_ctx *ctx, hr_tensor *t, double v);
 /* Records a write into t's storage. hr_tensor_set_flat, hr_tensor_fill and hr_tensor_copy_into call
  * it; code that writes a tensor's data directly must call it too. */
 static inline void hr_tensor_mark_written(hr_tensor *t) { t->storage->version++; }
-/* Copies src into dst (same shape; any strides; converts dtypes). */
-void hr_tensor_copy_into(hr_tensor *dst, const hr_tensor *src);
+/* Copies src into dst (same shape; any strides; converts dtypes; any devices). Returns 0, or -1 with
+ * the context's error. */
+int hr_tensor_copy_into(struct hr_ctx *ctx, hr_tensor *dst, const hr_tensor *src);
 
 /* "(2, 3, 4)" into buf: a tensor's shape, or any shape. */
 const char *hr_shape_str(const hr_tensor *t, char *buf, int bufsize);

@@ -25,7 +25,11 @@ static int oom(hr_ctx *ctx, const hr_node *n, int rc) {
 }
 
 static int64_t last_dim(const hr_tensor *t) { return t->shape[t->ndim - 1]; }
-static int64_t rows(const hr_tensor *t) { return hr_tensor_numel(t) / last_dim(t); }
+static int64_t rows(const hr_tensor *t) { /* all dims but the last: no division, the last may be 0 */
+    int64_t r = 1;
+    for (int d = 0; d + 1 < t->ndim; d++) r *= t->shape[d];
+    return r;
+}
 
 /* ---- views and copies ---- */
 
@@ -44,7 +48,7 @@ static int copy_forward(hr_ctx *ctx, hr_node *n) {
     const hr_tensor *x = n->in[0];
     if ((x->dtype == HR_F32 || x->dtype == HR_F64) && x->dtype == n->out[0]->dtype && x->ndim > 0)
         KERNEL(DT, hr_cpu_gather, x->ndim, x->shape, IN(0), x->stride, OUT(0));
-    else hr_tensor_copy_into(n->out[0], n->in[0]);
+    else return hr_tensor_copy_into(ctx, n->out[0], n->in[0]);
     return 0;
 }
 

@@ -44,6 +44,8 @@ int hr_cuda_driver_open(hr_cuda_driver *drv, char *err, size_t err_size) {
     LOAD(MemFree, "cuMemFree_v2");
     LOAD(MemcpyHtoD, "cuMemcpyHtoD_v2");
     LOAD(MemcpyDtoH, "cuMemcpyDtoH_v2");
+    LOAD(MemcpyDtoD, "cuMemcpyDtoD_v2");
+    LOAD(MemsetD8, "cuMemsetD8_v2");
     LOAD(ModuleLoadData, "cuModuleLoadData");
     LOAD(ModuleUnload, "cuModuleUnload");
     LOAD(ModuleGetFunction, "cuModuleGetFunction");
@@ -90,7 +92,15 @@ int hr_cublas_open(hr_cublas *lib, char *err, size_t err_size) {
     lib->handle = hr_dl_open("HYBRIDRT_CUBLAS_LIBRARY", names, lib->path, sizeof lib->path, err, err_size);
     if (!lib->handle) return -1;
     int rc = 0;
-    HR_DL_LOAD(rc, lib->handle, lib->path, lib, GetProperty, "cublasGetProperty", err, err_size);
+#define LOAD(field, name) HR_DL_LOAD(rc, lib->handle, lib->path, lib, field, name, err, err_size)
+    LOAD(GetProperty, "cublasGetProperty");
+    LOAD(Create, "cublasCreate_v2");
+    LOAD(Destroy, "cublasDestroy_v2");
+    LOAD(SetStream, "cublasSetStream_v2");
+    LOAD(SetMathMode, "cublasSetMathMode");
+    LOAD(SgemmStridedBatched, "cublasSgemmStridedBatched");
+    LOAD(DgemmStridedBatched, "cublasDgemmStridedBatched");
+#undef LOAD
     /* libraryPropertyType: MAJOR_VERSION 0, MINOR_VERSION 1, PATCH_LEVEL 2 */
     if (!rc && (lib->GetProperty(0, &lib->major) || lib->GetProperty(1, &lib->minor) ||
                 lib->GetProperty(2, &lib->patch))) {

@@ -28,6 +28,8 @@ typedef struct hr_cuda_driver {
     int (*MemFree)(unsigned long long ptr);
     int (*MemcpyHtoD)(unsigned long long dst, const void *src, size_t bytes);
     int (*MemcpyDtoH)(void *dst, unsigned long long src, size_t bytes);
+    int (*MemcpyDtoD)(unsigned long long dst, unsigned long long src, size_t bytes);
+    int (*MemsetD8)(unsigned long long dst, unsigned char value, size_t bytes);
     int (*ModuleLoadData)(void **module, const void *image);
     int (*ModuleUnload)(void *module);
     int (*ModuleGetFunction)(void **function, void *module, const char *name);
@@ -56,12 +58,24 @@ int hr_cuda_device_info_get(const hr_cuda_driver *drv, int ordinal, hr_cuda_devi
 /* The driver's text for a CUresult ("CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected"). */
 const char *hr_cuda_error_string(const hr_cuda_driver *drv, int result, char *buf, size_t buf_size);
 
-/* cuBLAS: only its version so far (the matmul backend comes with the GPU ops). */
+/* cuBLAS: its version and the calls behind matmul (cublasHandle_t and cudaStream_t are opaque
+ * pointers; cublasOperation_t and cublasMath_t ints; strides long long, sizes int). */
 typedef struct hr_cublas {
     void *handle;
     char path[512];
     int major, minor, patch;
     int (*GetProperty)(int type, int *value);
+    int (*Create)(void **handle);
+    int (*Destroy)(void *handle);
+    int (*SetStream)(void *handle, void *stream);
+    int (*SetMathMode)(void *handle, int mode);
+    int (*SgemmStridedBatched)(void *handle, int transa, int transb, int m, int n, int k, const float *alpha,
+                               const float *A, int lda, long long stride_a, const float *B, int ldb, long long stride_b,
+                               const float *beta, float *C, int ldc, long long stride_c, int batch);
+    int (*DgemmStridedBatched)(void *handle, int transa, int transb, int m, int n, int k, const double *alpha,
+                               const double *A, int lda, long long stride_a, const double *B, int ldb,
+                               long long stride_b, const double *beta, double *C, int ldc, long long stride_c,
+                               int batch);
 } hr_cublas;
 
 /* Opens libcublas.so.13 (else .12; HYBRIDRT_CUBLAS_LIBRARY names a file). Returns 0 or -1 with err. */

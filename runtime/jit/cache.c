@@ -420,6 +420,17 @@ int hr_kernel_cache_get(hr_kernel_cache *c, const hr_kernel_spec *spec, hr_nvrtc
     return 0;
 }
 
+int hr_kernel_cache_discard(hr_kernel_cache *c, const hr_kernel_spec *spec, const char *why) {
+    char key[65], err[256], sub[1200], bin[1200], json[1200], lock_path[1200];
+    if (hr_kernel_cache_key(c, spec, key, err, sizeof err) ||
+        entry_paths(c, key, sub, bin, json, lock_path, sizeof bin))
+        return -1;
+    format_to(c->warning, sizeof c->warning, "kernel cache entry %s (%s, %s) was rejected: %s; deleted, rebuilding",
+              bin, spec->name_expression, spec->target, why);
+    unlink(bin); /* failing is harmless: the rebuilt entry replaces it by rename */
+    return 0;
+}
+
 int hr_kernel_cache_each(const hr_kernel_cache *c,
                          int (*fn)(const char *bin, int64_t bytes, const char *manifest, void *arg), void *arg) {
     DIR *top = opendir(c->dir);

@@ -58,6 +58,11 @@ typedef enum { HR_CACHE_HIT, HR_CACHE_COMPILED, HR_CACHE_REBUILT } hr_cache_sour
 int hr_kernel_cache_get(hr_kernel_cache *c, const hr_kernel_spec *spec, hr_nvrtc_output *out, hr_cache_source *how,
                         char *err, size_t err_size);
 
+/* Deletes the entry of spec after something outside the cache rejected it (the driver could not load
+ * the image: an invalid image, a PTX version it does not know), saying why in c->warning; the next get
+ * rebuilds it. Returns 0, or -1 when its path cannot be formed. */
+int hr_kernel_cache_discard(hr_kernel_cache *c, const hr_kernel_spec *spec, const char *why);
+
 /* Checks one entry file (magic, version, sizes, checksum). Returns 0, or -1 with what is wrong. */
 int hr_kernel_cache_check_entry(const char *path, char *err, size_t err_size);
 

@@ -39,6 +39,15 @@ void hr_lua_open_io(lua_State *L);       /* safetensors and token files */
 void hr_lua_open_optim(lua_State *L);    /* adamw_, sum_squares */
 void hr_lua_open_system(lua_State *L);   /* isatty, mkdir, Ctrl-C, source_dir */
 void hr_lua_open_tokenizer(lua_State *L); /* the table hr.tokenizer and the Tokenizer userdata */
+void hr_lua_open_device(lua_State *L);   /* use_device, device_stats, synchronize */
+
+/* "cpu", "cuda", "cuda:N" into *dev; -1 for anything else. */
+int hr_lua_parse_device(const char *spec, hr_device *dev);
+/* The device named at arg (raising on a bad name or a GPU that does not open). */
+hr_device hr_lua_check_device(lua_State *L, int arg);
+/* The tensor at arg, readable on the host: itself, or (for a device tensor) a host copy pushed on the
+ * stack above everything (the collector owns it). Raises naming `what` if arg is not a tensor. */
+hr_tensor *hr_lua_host_tensor(lua_State *L, int arg);
 
 /* Pushes a Tokens userdata (hr.open_tokens) that owns tok. */
 void hr_lua_push_tokens(lua_State *L, hr_tokens *tok);

@@ -38,6 +38,8 @@ static int l_save_safetensors(lua_State *L) {
     hr_tensor **tensors = scratch(L, (size_t)n, sizeof *tensors);
     const char **keys = scratch(L, (size_t)n_meta, sizeof *keys);
     const char **values = scratch(L, (size_t)n_meta, sizeof *values);
+    lua_newtable(L); /* host copies of device tensors, alive until the file is written */
+    int copies = lua_gettop(L);
     int i = 0;
     for (lua_pushnil(L); lua_next(L, 2); lua_pop(L, 1), i++) {
         if (lua_type(L, -2) != LUA_TSTRING)
@@ -46,6 +48,10 @@ static int l_save_safetensors(lua_State *L) {
         tensors[i] = hr_lua_to_tensor(L, lua_gettop(L));
         if (!tensors[i])
             return luaL_error(L, "save_safetensors: '%s' is a %s, not a tensor", names[i], luaL_typename(L, -1));
+        if (!hr_tensor_on_host(tensors[i])) { /* a GPU tensor is written from a host copy */
+            tensors[i] = hr_lua_host_tensor(L, lua_gettop(L));
+            lua_rawsetp(L, copies, tensors[i]);
+        }
     }
     lua_newtable(L); /* holds the strings made from numbers, so their pointers stay valid */
     int anchor = lua_gettop(L);
@@ -203,6 +209,7 @@ static int t_tostring(lua_State *L) {
 static uint32_t *check_ids(lua_State *L, int arg, uint32_t vocab, int64_t *n) {
     hr_tensor *t = hr_lua_to_tensor(L, arg);
     if (t) {
+        t = hr_lua_host_tensor(L, arg);
         if (t->dtype != HR_I32 && t->dtype != HR_I64 && t->dtype != HR_U8)
             luaL_error(L, "write_tokens: ids must be an integer tensor (i32, i64 or u8), got %s",
                        hr_dtype_name(t->dtype));

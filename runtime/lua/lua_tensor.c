@@ -84,6 +84,32 @@ static int tensor_release(lua_State *L) {
     return 0;
 }
 
+hr_tensor *hr_lua_host_tensor(lua_State *L, int arg) {
+    hr_tensor *t = hr_lua_check_tensor(L, arg);
+    if (hr_tensor_on_host(t)) return t;
+    hr_tensor *h = hr_tensor_host(hr_lua_ctx(L), t);
+    if (!h) hr_lua_raise(L);
+    hr_lua_push_tensor(L, h);
+    return h;
+}
+
+/* Runs a host-side writer (random fills, set, orthogonal_) on t wherever it lives: directly on the
+ * host, else on a host copy written back afterwards. */
+static void write_through_host(lua_State *L, hr_tensor *t, void (*write)(lua_State *L, hr_tensor *h, void *arg),
+                               void *arg) {
+    if (hr_tensor_on_host(t)) {
+        write(L, t, arg);
+        return;
+    }
+    hr_ctx *ctx = hr_lua_ctx(L);
+    hr_tensor *h = hr_tensor_host(ctx, t);
+    if (!h) hr_lua_raise(L);
+    hr_lua_push_tensor(L, h); /* collected even if write raises */
+    write(L, h, arg);
+    if (hr_tensor_copy_into(ctx, t, h)) hr_lua_raise(L);
+    lua_pop(L, 1);
+}
+
 /* ---- printing ---- */
 
 static void preview(luaL_Buffer *b, const hr_tensor *t, int dim, int64_t flat, int indent) {
@@ -125,12 +151,13 @@ static int tensor_tostring(lua_State *L) {
         lua_pushliteral(L, "tensor(closed)");
         return 1;
     }
-    const hr_tensor *t = box->t;
-    char shape[96];
+    const hr_tensor *t = hr_lua_host_tensor(L, 1); /* the values, read on the host */
+    char shape[96], device[32];
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    lua_pushfstring(L, "tensor(shape=%s, dtype=%s, device=cpu%s)\n", hr_shape_str(t, shape, sizeof shape),
-                    hr_dtype_name(t->dtype), t->requires_grad ? ", requires_grad" : "");
+    lua_pushfstring(L, "tensor(shape=%s, dtype=%s, device=%s%s)\n", hr_shape_str(t, shape, sizeof shape),
+                    hr_dtype_name(t->dtype), hr_device_str(box->t->storage->device, device, sizeof device),
+                    box->t->requires_grad ? ", requires_grad" : "");
     luaL_addvalue(&b);
     preview(&b, t, 0, 0, 0);
     luaL_pushresult(&b);
@@ -161,14 +188,18 @@ static hr_tensor *new_tensor(lua_State *L, hr_dtype dt, int ndim, const int64_t 
     return t;
 }
 
-/* hr.zeros(shape, [dtype]) / hr.ones / hr.full(shape, value, [dtype]) */
+/* hr.zeros(shape, [dtype], [device]) / hr.ones / hr.full(shape, value, [dtype], [device]) */
 static int fill_constructor(lua_State *L, double value, bool value_arg) {
     int64_t shape[HR_MAX_DIMS];
     int next, ndim = shape_args(L, 1, shape, &next);
     if (value_arg) value = luaL_checknumber(L, next++);
-    hr_tensor *t = new_tensor(L, opt_dtype(L, next), ndim, shape);
-    if (value != 0) hr_tensor_fill(t, value);
+    hr_dtype dt = opt_dtype(L, next);
+    hr_device dev = lua_isnoneornil(L, next + 1) ? (hr_device){HR_DEVICE_CPU, 0} : hr_lua_check_device(L, next + 1);
+    hr_ctx *ctx = hr_lua_ctx(L);
+    hr_tensor *t = hr_tensor_zeros_on(ctx, dev, dt, ndim, shape);
+    if (!t) return hr_lua_raise(L);
     hr_lua_push_tensor(L, t);
+    if (value != 0 && hr_tensor_fill(ctx, t, value)) return hr_lua_raise(L);
     return 1;
 }
 static int l_zeros(lua_State *L) { return fill_constructor(L, 0, false); }
@@ -294,7 +325,10 @@ static int tensor_index(lua_State *L) {
     const char *key = lua_tostring(L, 2);
     if (key && strcmp(key, "shape") == 0) push_shape(L, t);
     else if (key && strcmp(key, "dtype") == 0) lua_pushstring(L, hr_dtype_name(t->dtype));
-    else if (key && strcmp(key, "device") == 0) lua_pushliteral(L, "cpu");
+    else if (key && strcmp(key, "device") == 0) {
+        char name[32];
+        lua_pushstring(L, hr_device_str(t->storage->device, name, sizeof name));
+    }
     else if (key && strcmp(key, "ndim") == 0) lua_pushinteger(L, t->ndim);
     else if (key && strcmp(key, "requires_grad") == 0) lua_pushboolean(L, t->requires_grad);
     else if (key && strcmp(key, "is_leaf") == 0) lua_pushboolean(L, t->grad_fn == NULL);
@@ -400,8 +434,21 @@ static void push_number(lua_State *L, const hr_tensor *t, double v) {
 static int m_get(lua_State *L) {
     hr_tensor *t = hr_lua_check_tensor(L, 1);
     if (lua_gettop(L) - 1 != t->ndim) return luaL_error(L, "get: expected %d indices, got %d", t->ndim, lua_gettop(L) - 1);
-    push_number(L, t, hr_tensor_get_flat(t, index_args(L, t, 2)));
+    int64_t flat = index_args(L, t, 2);
+    hr_tensor *h = hr_lua_host_tensor(L, 1);
+    push_number(L, h, hr_tensor_get_flat(h, flat));
     return 1;
+}
+
+typedef struct {
+    int64_t flat;
+    double v;
+} set_args;
+
+static void set_one(lua_State *L, hr_tensor *h, void *arg) {
+    (void)L;
+    const set_args *a = arg;
+    hr_tensor_set_flat(h, a->flat, a->v);
 }
 
 /* t:set(i, j, ..., value) */
@@ -409,7 +456,8 @@ static int m_set(lua_State *L) {
     hr_tensor *t = hr_lua_check_tensor(L, 1);
     if (lua_gettop(L) - 2 != t->ndim)
         return luaL_error(L, "set: expected %d indices and a value, got %d arguments", t->ndim, lua_gettop(L) - 1);
-    hr_tensor_set_flat(t, index_args(L, t, 2), luaL_checknumber(L, t->ndim + 2));
+    set_args a = {index_args(L, t, 2), luaL_checknumber(L, t->ndim + 2)};
+    write_through_host(L, t, set_one, &a);
     lua_settop(L, 1);
     return 1;
 }
@@ -420,7 +468,8 @@ static int m_item(lua_State *L) {
         char shape[96];
         return luaL_error(L, "item: needs a tensor with one element, got shape %s", hr_shape_str(t, shape, sizeof shape));
     }
-    push_number(L, t, hr_tensor_get_flat(t, 0));
+    hr_tensor *h = hr_lua_host_tensor(L, 1);
+    push_number(L, h, hr_tensor_get_flat(h, 0));
     return 1;
 }
 
@@ -437,7 +486,7 @@ static void totable(lua_State *L, const hr_tensor *t, int dim, int64_t flat) {
 }
 
 static int m_totable(lua_State *L) {
-    hr_tensor *t = hr_lua_check_tensor(L, 1);
+    hr_tensor *t = hr_lua_host_tensor(L, 1);
     if (t->ndim == 0) push_number(L, t, hr_tensor_get_flat(t, 0));
     else totable(L, t, 0, 0);
     return 1;
@@ -451,13 +500,13 @@ static hr_tensor *check_writable(lua_State *L, const char *what) {
 }
 
 static int m_fill_(lua_State *L) {
-    hr_tensor_fill(check_writable(L, "fill_"), luaL_checknumber(L, 2));
+    if (hr_tensor_fill(hr_lua_ctx(L), check_writable(L, "fill_"), luaL_checknumber(L, 2))) return hr_lua_raise(L);
     lua_settop(L, 1);
     return 1;
 }
 
 static int m_zero_(lua_State *L) {
-    hr_tensor_fill(check_writable(L, "zero_"), 0);
+    if (hr_tensor_fill(hr_lua_ctx(L), check_writable(L, "zero_"), 0)) return hr_lua_raise(L);
     lua_settop(L, 1);
     return 1;
 }
@@ -469,27 +518,45 @@ static int m_copy_(lua_State *L) {
         return luaL_error(L, "copy_: source shape %s does not match %s", hr_shape_str(src, b, sizeof b),
                           hr_shape_str(t, a, sizeof a));
     }
-    hr_tensor_copy_into(t, src);
+    if (hr_tensor_copy_into(hr_lua_ctx(L), t, src)) return hr_lua_raise(L);
     lua_settop(L, 1);
     return 1;
 }
 
+/* Random fills draw on the host from the context generator (so a seed gives the same values on
+ * every device), then land on the tensor's device. */
+typedef struct {
+    bool normal;
+    double a, b;
+} random_args;
+
+static void random_write(lua_State *L, hr_tensor *h, void *arg) {
+    const random_args *r = arg;
+    fill_random(hr_lua_ctx(L), h, r->normal, r->a, r->b);
+}
+
 static int m_normal_(lua_State *L) {
-    fill_random(hr_lua_ctx(L), check_writable(L, "normal_"), true, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1));
+    random_args r = {true, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)};
+    write_through_host(L, check_writable(L, "normal_"), random_write, &r);
     lua_settop(L, 1);
     return 1;
 }
 
 static int m_uniform_(lua_State *L) {
-    fill_random(hr_lua_ctx(L), check_writable(L, "uniform_"), false, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1));
+    random_args r = {false, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)};
+    write_through_host(L, check_writable(L, "uniform_"), random_write, &r);
     lua_settop(L, 1);
     return 1;
 }
 
+static void orthogonal_write(lua_State *L, hr_tensor *h, void *arg) {
+    if (hr_init_orthogonal(hr_lua_ctx(L), h, *(const double *)arg)) hr_lua_raise(L);
+}
+
 /* t:orthogonal_([gain = 1]): torch.nn.init.orthogonal_ (RWKV-LM initialises its projections so). */
 static int m_orthogonal_(lua_State *L) {
-    if (hr_init_orthogonal(hr_lua_ctx(L), check_writable(L, "orthogonal_"), luaL_optnumber(L, 2, 1)))
-        return hr_lua_raise(L);
+    double gain = luaL_optnumber(L, 2, 1);
+    write_through_host(L, check_writable(L, "orthogonal_"), orthogonal_write, &gain);
     lua_settop(L, 1);
     return 1;
 }
@@ -541,17 +608,38 @@ static int m_clone(lua_State *L) {
     return hr_lua_push_result(L, hr_cast(hr_lua_ctx(L), t, t->dtype));
 }
 
-/* t:to(dtype) or t:to("cpu") */
+/* t:to(dtype) (a cast, recorded by autograd) or t:to(device) ("cpu", "cuda", "cuda:N": a copy on that
+ * device outside autograd, or t itself when it is there already). */
 static int m_to(lua_State *L) {
     hr_tensor *t = hr_lua_check_tensor(L, 1);
     const char *what = luaL_checkstring(L, 2);
-    if (strcmp(what, "cpu") == 0) {
-        hr_tensor_retain(t);
-        hr_lua_push_tensor(L, t);
-        return 1;
+    hr_device dev;
+    if (hr_lua_parse_device(what, &dev) == 0) {
+        dev = hr_lua_check_device(L, 2);
+        if (t->storage->device.kind == dev.kind && t->storage->device.index == dev.index) {
+            hr_tensor_retain(t);
+            hr_lua_push_tensor(L, t);
+            return 1;
+        }
+        return hr_lua_push_result(L, hr_tensor_to(hr_lua_ctx(L), t, dev));
     }
-    hr_dtype dt = opt_dtype(L, 2);
+    hr_dtype dt;
+    if (hr_dtype_parse(what, &dt))
+        return luaL_error(L, "to: '%s' is neither a dtype (f32, f64, bf16, i32, i64, u8) nor a device (cpu, cuda, "
+                             "cuda:N)", what);
     return hr_lua_push_result(L, hr_cast(hr_lua_ctx(L), t, dt));
+}
+
+static int m_cpu(lua_State *L) {
+    lua_settop(L, 1);
+    lua_pushliteral(L, "cpu");
+    return m_to(L);
+}
+
+static int m_cuda(lua_State *L) {
+    lua_settop(L, 1);
+    lua_pushliteral(L, "cuda");
+    return m_to(L);
 }
 
 /* A tensor sharing t's storage and layout, outside the autograd graph. */
@@ -571,7 +659,7 @@ static int m_backward(lua_State *L) {
 
 static int m_zero_grad(lua_State *L) {
     hr_tensor *t = hr_lua_check_tensor(L, 1);
-    if (t->grad) hr_tensor_fill(t->grad, 0);
+    if (t->grad && hr_tensor_fill(hr_lua_ctx(L), t->grad, 0)) return hr_lua_raise(L);
     return 0;
 }
 
@@ -613,7 +701,7 @@ static const luaL_Reg tensor_methods[] = {
     {"fill_", m_fill_}, {"zero_", m_zero_}, {"copy_", m_copy_}, {"normal_", m_normal_}, {"uniform_", m_uniform_},
     {"orthogonal_", m_orthogonal_},
     {"view", m_view}, {"reshape", m_view}, {"transpose", m_transpose}, {"t", m_t}, {"narrow", m_narrow}, {"slice", m_slice},
-    {"contiguous", m_contiguous}, {"clone", m_clone}, {"to", m_to}, {"detach", m_detach},
+    {"contiguous", m_contiguous}, {"clone", m_clone}, {"to", m_to}, {"cpu", m_cpu}, {"cuda", m_cuda}, {"detach", m_detach},
     {"backward", m_backward}, {"zero_grad", m_zero_grad}, {"close", tensor_release}, {NULL, NULL}};
 
 static const luaL_Reg tensor_meta[] = {

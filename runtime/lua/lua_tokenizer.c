@@ -125,6 +125,7 @@ static int t_decode(lua_State *L) {
     hr_tensor *t = hr_lua_to_tensor(L, 2);
     size_t n;
     if (t) {
+        t = hr_lua_host_tensor(L, 2);
         if (t->dtype != HR_I32 && t->dtype != HR_I64 && t->dtype != HR_U8)
             return luaL_error(L, "decode: ids must be an integer tensor (i32, i64 or u8), got %s", hr_dtype_name(t->dtype));
         n = (size_t)hr_tensor_numel(t);

@@ -134,7 +134,7 @@ expect_fail "truncated checkpoint" "truncated" train.lua resume=trunc.safetensor
 expect_fail "sample truncated checkpoint" "truncated" sample.lua ckpt=trunc.safetensors
 expect_fail "existing run" "already holds a run" train.lua $SMALL steps=1 out=full
 expect_fail "short data" "fewer than one window" train.lua data=corpus.txt seq=70000 steps=1
-expect_fail "cuda without GPU backend" "no CUDA backend" train.lua device=cuda steps=1
+expect_fail "cuda without a GPU" "no NVIDIA driver" train.lua device=cuda steps=1
 # a token file whose ids exceed the model's vocab
 printf 'HRTOKENS\001\000\000\000\002\000\000\000\000\001\000\000\000\000\000\000\004\000\000\000\000\000\000\000\001\000\377\001\003\000\004\000' > ids.bin
 expect_fail "token id >= vocab" "vocab" train.lua data=ids.bin seq=1 batch=1 steps=1

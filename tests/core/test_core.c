@@ -63,7 +63,7 @@ static void test_autograd(hr_ctx *ctx) {
     hr_tensor *s = hr_reduce(ctx, HR_OP_SUM, y, 0, 0);
     hr_graph *g = hr_capture_end(ctx);
     CHECK(g && g->n_nodes == 2, "two ops recorded");
-    hr_tensor_fill(x, 2.0);
+    hr_tensor_fill(ctx, x, 2.0);
     CHECK(hr_graph_forward(ctx, g) == 0 && hr_tensor_get_flat(s, 0) == 12.0, "replay sees new inputs: 2*(1+2+3)");
     hr_tensor_release(y);
     hr_tensor_release(s);

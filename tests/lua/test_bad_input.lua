@@ -59,4 +59,25 @@ for _, op in ipairs({function(a, b) return a + b end, function(a, b) return a - 
   end
 end
 t.raises(function() return hr.zeros({2}) + "s" end, "operands must be tensors or numbers")
+
+-- an empty normalized dim or class dim is refused (it once divided by zero in the row count)
+t.raises(function() return hr.layer_norm(hr.zeros({5, 0}), hr.zeros({0}), hr.zeros({0}), 1e-5) end,
+         "layer_norm", "has no elements")
+t.raises(function() return hr.rms_norm(hr.zeros({5, 0}), hr.zeros({0}), 1e-5) end, "rms_norm", "has no elements")
+t.raises(function() return hr.group_norm(hr.zeros({5, 0}), 1, hr.zeros({0}), hr.zeros({0}), 1e-5) end,
+         "group_norm", "has no elements")
+t.raises(function() return hr.cross_entropy(hr.zeros({5, 0}), hr.zeros({5}, "i64")) end, "no classes")
+
+-- devices: unknown names, and a GPU where none opens, are errors naming the problem
+t.raises(function() return hr.zeros({2}):to("gpu") end, "'gpu' is neither a dtype", "nor a device")
+t.raises(function() return hr.zeros({2}, "f32", "cuda:x") end, "unknown device 'cuda:x'")
+t.raises(function() return hr.use_device("tpu") end, "device must be auto, cpu, cuda or cuda:N")
+t.check(hr.zeros({2}).device == "cpu", "host tensors say cpu")
+local dev, why = hr.use_device("auto")
+if dev == "cpu" then
+  t.check(type(why) == "string" and #why > 0, "auto on a machine without a GPU says why: " .. tostring(why))
+  t.raises(function() return hr.use_device("cuda") end, "device=cuda", "cuda:0")
+  t.raises(function() return hr.zeros({2}):to("cuda:1") end, "cuda:1")
+  t.check(hr.device_stats() == nil, "no device stats without a GPU")
+end
 t.finish("bad_input")

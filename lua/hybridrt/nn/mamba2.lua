@@ -71,7 +71,7 @@ function M.mixer(store, prefix, cfg, layer_id, opts)
     y = hr.gated_rms_norm(y:view(B, T, d_inner), z, p["norm.weight"], NORM_EPS, d_inner // G)
     if state then
       -- The conv window: the last width-1 inputs, counting those carried in from before.
-      local prev = state.conv or hr.zeros({B, D_CONV - 1, conv_dim})
+      local prev = state.conv or hr.zeros({B, D_CONV - 1, conv_dim}, u.dtype, u.device)
       local window = hr.concat({prev, xBC_in:detach()}, 2)
       state.conv = window:narrow(2, window.shape[2] - (D_CONV - 2), D_CONV - 1):contiguous():detach()
       state.ssm = h_out:detach()

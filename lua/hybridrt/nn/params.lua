@@ -56,19 +56,37 @@ function Store:finalize(classify)
     end
   end
   self.groups = groups
-  -- Views and initial values in declaration order: the random stream does not depend on grouping.
+  self:bind_views()
+  -- Initial values in declaration order: the random stream does not depend on grouping.
+  for _, e in ipairs(self.list) do
+    if e.init then e.init(e.tensor, e) end
+  end
+  return self
+end
+
+-- Makes every parameter, its gradient and each group's ranges views of the flat buffers.
+function Store:bind_views()
   for _, e in ipairs(self.list) do
     local t = self.flat:narrow(1, e.offset + 1, e.numel):view(e.shape)
-    if e.init then e.init(t, e) end
     t:requires_grad_()
     t.grad = self.grad:narrow(1, e.offset + 1, e.numel):view(e.shape)
     e.tensor = t
     e.owner[e.key] = t
   end
-  for _, g in ipairs(groups) do
+  for _, g in ipairs(self.groups) do
     g.param = self.flat:narrow(1, g.offset + 1, g.numel)
     g.grad = self.grad:narrow(1, g.offset + 1, g.numel)
   end
+end
+
+-- Moves the parameters to device ("cpu", "cuda:0", ...): the values are copied, the gradients start
+-- at zero, and every parameter becomes a view of the new buffers (modules read them through their
+-- owner tables, so they follow).
+function Store:to(device)
+  if self.flat.device == device then return self end
+  self.flat = self.flat:to(device)
+  self.grad = hr.zeros({self.numel}, self.dtype, self.flat.device)
+  self:bind_views()
   return self
 end
 

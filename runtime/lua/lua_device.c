@@ -1,0 +1,114 @@
+/* Devices from Lua: choosing one (hr.use_device), what the GPU backend has done (hr.device_stats),
+ * waiting for it (hr.synchronize), and parsing "cpu" / "cuda" / "cuda:N" for tensor methods. */
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/backend.h"
+#include "lua/binding.h"
+
+int hr_lua_parse_device(const char *spec, hr_device *dev) {
+    if (strcmp(spec, "cpu") == 0) {
+        *dev = (hr_device){HR_DEVICE_CPU, 0};
+        return 0;
+    }
+    if (strcmp(spec, "cuda") == 0) {
+        *dev = (hr_device){HR_DEVICE_CUDA, 0};
+        return 0;
+    }
+    if (strncmp(spec, "cuda:", 5) == 0 && spec[5] >= '0' && spec[5] <= '9') {
+        char *end;
+        long index = strtol(spec + 5, &end, 10);
+        if (*end == '\0' && index < 1024) {
+            *dev = (hr_device){HR_DEVICE_CUDA, (int)index};
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The device a tensor method names at arg, opening the GPU backend when it is named first. */
+hr_device hr_lua_check_device(lua_State *L, int arg) {
+    const char *spec = luaL_checkstring(L, arg);
+    hr_device dev;
+    if (hr_lua_parse_device(spec, &dev))
+        luaL_argerror(L, arg, lua_pushfstring(L, "unknown device '%s' (cpu, cuda, cuda:N)", spec));
+    if (dev.kind == HR_DEVICE_CUDA && hr_cuda_open(hr_lua_ctx(L), dev.index, NULL)) hr_lua_raise(L);
+    return dev;
+}
+
+/* hr.use_device(spec) -> device, note. spec: auto | cpu | cuda | cuda:N. Opens the GPU for cuda
+ * (raising with what is missing: driver, GPU, NVRTC, cuBLAS); auto takes the GPU when it opens and
+ * otherwise returns "cpu" and the reason as the note. */
+static int l_use_device(lua_State *L) {
+    const char *spec = luaL_checkstring(L, 1);
+    hr_ctx *ctx = hr_lua_ctx(L);
+    if (strcmp(spec, "auto") == 0) {
+        if (hr_cuda_open(ctx, 0, NULL) == 0) {
+            lua_pushliteral(L, "cuda:0");
+            return 1;
+        }
+        lua_pushliteral(L, "cpu");
+        lua_pushstring(L, hr_last_error(ctx));
+        return 2;
+    }
+    hr_device dev;
+    if (hr_lua_parse_device(spec, &dev))
+        return luaL_error(L, "device must be auto, cpu, cuda or cuda:N (got '%s')", spec);
+    if (dev.kind == HR_DEVICE_CUDA && hr_cuda_open(ctx, dev.index, NULL))
+        return luaL_error(L, "device=%s: %s", spec, hr_last_error(ctx));
+    char name[32];
+    lua_pushstring(L, hr_device_str(dev, name, sizeof name));
+    return 1;
+}
+
+static void set_int(lua_State *L, const char *key, int64_t v) {
+    lua_pushinteger(L, (lua_Integer)v);
+    lua_setfield(L, -2, key);
+}
+
+/* hr.device_stats() -> nil on the CPU, else {gpu, target, kernels_cached, kernels_compiled,
+ * kernels_rebuilt, kernel_load_s, launches, mem_in_use, mem_peak, mem_reserved, mem_peak_reserved,
+ * raw_allocs, cache_warning} */
+static int l_device_stats(lua_State *L) {
+    hr_cuda_stats st;
+    if (hr_cuda_get_stats(hr_lua_ctx(L), &st)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 14);
+    lua_pushstring(L, st.gpu);
+    lua_setfield(L, -2, "gpu");
+    lua_pushstring(L, st.target);
+    lua_setfield(L, -2, "target");
+    set_int(L, "kernels_cached", st.kernels_cached);
+    set_int(L, "kernels_compiled", st.kernels_compiled);
+    set_int(L, "kernels_rebuilt", st.kernels_rebuilt);
+    lua_pushnumber(L, st.kernel_load_s);
+    lua_setfield(L, -2, "kernel_load_s");
+    set_int(L, "launches", st.launches);
+    set_int(L, "mem_in_use", (int64_t)st.mem.in_use);
+    set_int(L, "mem_peak", (int64_t)st.mem.peak_in_use);
+    set_int(L, "mem_reserved", (int64_t)st.mem.reserved);
+    set_int(L, "mem_peak_reserved", (int64_t)st.mem.peak_reserved);
+    set_int(L, "raw_allocs", (int64_t)st.mem.raw_allocs);
+    if (st.cache_warning[0]) {
+        lua_pushstring(L, st.cache_warning);
+        lua_setfield(L, -2, "cache_warning");
+    }
+    return 1;
+}
+
+/* hr.synchronize(): waits for the GPU's queued work, raising the fault of a kernel that failed. */
+static int l_synchronize(lua_State *L) {
+    hr_ctx *ctx = hr_lua_ctx(L);
+    hr_device_mem *mem = ctx->devices[HR_DEVICE_CUDA];
+    if (mem && mem->sync(mem->state, ctx->err, sizeof ctx->err)) return hr_lua_raise(L);
+    return 0;
+}
+
+static const luaL_Reg device_functions[] = {
+    {"use_device", l_use_device}, {"device_stats", l_device_stats}, {"synchronize", l_synchronize}, {NULL, NULL}};
+
+void hr_lua_open_device(lua_State *L) { luaL_setfuncs(L, device_functions, 0); }

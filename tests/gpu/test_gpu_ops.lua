@@ -1,0 +1,159 @@
+-- The GPU against the CPU reference, op by op: every case of hybridrt.opcases (each op and its
+-- variants, forward and backward) on random inputs in f64 and f32, the sequence kernels at every head
+-- size with T not a multiple of any chunk, and a training step of the tiny preset. Skips, saying why,
+-- where no GPU opens (CI); HYBRIDRT_REQUIRE_GPU=1 turns the skip into a failure.
+--   cd tests/lua && hybridrt run ../gpu/test_gpu_ops.lua      (tests/lua holds the harness)
+local t = require "harness"
+local hr = require "hybridrt"
+local opcases = require "hybridrt.opcases"
+
+local ok, dev, why = pcall(hr.use_device, "auto")
+if not ok or dev == "cpu" then
+  local reason = ok and why or tostring(dev)
+  if os.getenv("HYBRIDRT_REQUIRE_GPU") == "1" then
+    t.check(false, "HYBRIDRT_REQUIRE_GPU=1 but no GPU opened: " .. tostring(reason))
+    return t.finish("gpu.ops")
+  end
+  print("gpu.ops: SKIPPED: no usable GPU (" .. tostring(reason) .. ")")
+  return t.finish("gpu.ops")
+end
+print("gpu.ops on " .. dev .. ": " .. hr.device_stats().gpu)
+
+-- Stated tolerances: |gpu - cpu| <= atol + rtol * |cpu| elementwise.
+local TOL = {f64 = {rtol = 1e-9, atol = 1e-11}, f32 = {rtol = 1e-4, atol = 1e-5}}
+
+-- Largest violation of the tolerance between two tensors (any devices), 0 when within it.
+local function compare(gpu, cpu, tol)
+  local a, b = gpu:cpu():to("f64"):contiguous():view(-1):totable(), cpu:to("f64"):contiguous():view(-1):totable()
+  if #a ~= #b then return math.huge, "sizes differ" end
+  local worst, at = 0, nil
+  for i = 1, #a do
+    local excess = math.abs(a[i] - b[i]) - (tol.atol + tol.rtol * math.abs(b[i]))
+    if excess ~= excess then excess = math.huge end
+    if excess > worst then worst, at = excess, string.format("element %d: gpu %.10g cpu %.10g", i, a[i], b[i]) end
+  end
+  return worst, at
+end
+
+-- Runs case c on inputs `xs` (already on their device): the output, a fixed random weighting of it
+-- reduced to a scalar, its backward; returns the output and the input gradients.
+local function run_case(c, xs, weight_seed)
+  for _, x in ipairs(xs) do if x.requires_grad then x.grad = nil end end
+  local out = c.fn(table.unpack(xs, 1, #xs))
+  hr.manual_seed(weight_seed)
+  local w = hr.randn(out.shape, out.dtype):to(out.device)
+  local loss = hr.sum(hr.mul(out, w):view(-1), 1)
+  loss:backward()
+  local grads = {}
+  for i, x in ipairs(xs) do grads[i] = x.requires_grad and x.grad or false end
+  return out, grads
+end
+
+-- The same inputs for both devices: made once on the CPU (in f64), cast, then copied.
+local function inputs_for(c, dtype, device)
+  local made = c.make()
+  local xs = {}
+  for i, x in ipairs(made) do
+    local y = x
+    if x.dtype == "f64" and dtype ~= "f64" then y = x:detach():to(dtype) end
+    y = y:detach():to(device)
+    if x.requires_grad then y:requires_grad_() end
+    xs[i] = y
+  end
+  return xs
+end
+
+local function check_case(c, dtype, seed)
+  local tol = TOL[dtype]
+  hr.manual_seed(seed)
+  local cpu_in = inputs_for(c, dtype, "cpu")
+  hr.manual_seed(seed)
+  local gpu_in = inputs_for(c, dtype, dev)
+  local okc, cpu_out, cpu_grads = pcall(run_case, c, cpu_in, seed + 1)
+  local okg, gpu_out, gpu_grads = pcall(run_case, c, gpu_in, seed + 1)
+  if not okc then return t.check(false, c.name .. " " .. dtype .. ": the CPU failed: " .. tostring(cpu_out)) end
+  if not okg then return t.check(false, c.name .. " " .. dtype .. ": the GPU failed: " .. tostring(gpu_out)) end
+  t.check(gpu_out.device == dev, c.name .. ": output on " .. gpu_out.device)
+  local worst, at = compare(gpu_out, cpu_out, tol)
+  t.check(worst == 0, string.format("%s %s forward: beyond tolerance at %s", c.name, dtype, tostring(at)))
+  for i, g in ipairs(cpu_grads) do
+    if g then
+      local gg = gpu_grads[i]
+      if not gg then t.check(false, string.format("%s %s: no GPU gradient for input %d", c.name, dtype, i))
+      else
+        local w2, at2 = compare(gg, g, tol)
+        t.check(w2 == 0, string.format("%s %s backward, input %d: beyond tolerance at %s", c.name, dtype, i,
+                                       tostring(at2)))
+      end
+    end
+  end
+end
+
+-- ---- every op case, f64 and f32 ----
+for k, c in ipairs(opcases.list()) do
+  check_case(c, "f64", 1000 + k)
+  check_case(c, "f32", 2000 + k)
+end
+
+-- ---- the sequence kernels at every head size, T = 37 (not a multiple of 16 or 32), B*H > 1 ----
+local function p(shape) return hr.randn(shape, "f64"):requires_grad_() end
+local function pos(shape, lo, hi) return hr.uniform(shape, lo, hi, "f64"):requires_grad_() end
+local big = {}
+for _, N in ipairs({32, 64, 128}) do
+  local B, T, H = 2, 37, 2
+  big[#big + 1] = {name = "wkv6 N=" .. N .. " T=37", make = function()
+    return {p({B, T, H, N}), p({B, T, H, N}), p({B, T, H, N}), pos({B, T, H, N}, -3, 0.5), p({H, N}),
+            p({B, H, N, N})}
+  end, fn = function(r, k, v, w, u, s0)
+    local y, sT = hr.wkv6(r, k, v, w, u, s0)
+    return hr.concat({y:view(-1), sT:view(-1)}, 1)
+  end}
+  big[#big + 1] = {name = "ssd_scan P=" .. N .. " T=37", make = function()
+    return {p({B, T, H, N}), pos({B, T, H}, 0.01, 0.5), pos({H}, -4, -1), p({B, T, 1, 16}), p({B, T, 1, 16}),
+            p({H}), p({B, H, N, 16})}
+  end, fn = function(x, dt, A, Bm, C, D, h0)
+    local y, hT = hr.ssd_scan(x, dt, A, Bm, C, D, h0)
+    return hr.concat({y:view(-1), hT:view(-1)}, 1)
+  end}
+end
+big[#big + 1] = {name = "cross_entropy V=300 (rows of 256 threads, ragged)", make = function()
+  local tg = hr.zeros({3, 7}, "i64")
+  for i = 1, 3 do for j = 1, 7 do tg:set(i, j, (i * 37 + j * 11) % 300) end end
+  tg:set(2, 3, -100)
+  return {p({3, 7, 300}), tg}
+end, fn = function(logits, targets) return hr.cross_entropy(logits, targets):view(1) end}
+for k, c in ipairs(big) do
+  check_case(c, "f64", 3000 + k)
+  check_case(c, "f32", 4000 + k)
+end
+
+-- ---- a bad id on the GPU is refused like on the CPU ----
+t.raises(function()
+  hr.embedding(hr.tensor({{1, 9}}, "i64"):to(dev), hr.randn({4, 3}):to(dev))
+end, "embedding", "outside [0, 4)")
+
+-- ---- one training step of the tiny preset: the same loss on both devices ----
+local nn = require "hybridrt.nn.model"
+local function step_loss(device)
+  hr.manual_seed(7)
+  local model = nn.build({preset = "tiny", arch = "hybrid", vocab_size = 256})
+  if device ~= "cpu" then model.store:to(device) end
+  local x, y = hr.zeros({2, 32}, "i64"), hr.zeros({2, 32}, "i64")
+  for b = 1, 2 do for i = 1, 32 do x:set(b, i, (b * 31 + i * 7) % 256); y:set(b, i, (b * 17 + i * 5) % 256) end end
+  local loss = model:loss(x:to(device), y:to(device))
+  loss:backward()
+  return loss:item(), math.sqrt(hr.sum_squares(model.store.grad))
+end
+local okc, cpu_loss, cpu_gn = pcall(step_loss, "cpu")
+local okg, gpu_loss, gpu_gn = pcall(step_loss, dev)
+t.check(okc, "tiny step on the CPU: " .. tostring(cpu_loss))
+t.check(okg, "tiny step on the GPU: " .. tostring(gpu_loss))
+if okc and okg then
+  t.near(gpu_loss, cpu_loss, 1e-4 * math.abs(cpu_loss), "tiny preset: loss GPU vs CPU")
+  t.near(gpu_gn, cpu_gn, 1e-3 * cpu_gn, "tiny preset: gradient norm GPU vs CPU")
+end
+
+local st = hr.device_stats()
+print(string.format("gpu.ops: %d kernels cached, %d compiled (%.1f s loading), %d launches, peak %.1f MiB",
+                    st.kernels_cached, st.kernels_compiled, st.kernel_load_s, st.launches, st.mem_peak / 2 ^ 20))
+return t.finish("gpu.ops")

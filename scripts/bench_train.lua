@@ -1,4 +1,5 @@
 -- hybridrt run scripts/bench_train.lua [presets=tiny,small,...] [batch=16] [seq=64] [repeat=3] [threads=N]
+--                                     [device=cpu|cuda|auto]
 --
 -- Tokens per second of a whole training step (forward, backward and the AdamW update, the graph
 -- replayed from one capture as train.lua runs it) for each model preset on this machine. Prints the
@@ -13,7 +14,7 @@ local o = arg.opts
 
 if o.help or arg[1] == "--help" or arg[1] == "-h" then
   print("usage: hybridrt run scripts/bench_train.lua [presets=tiny,small,medium,large,rwkv6,mamba2] " ..
-        "[batch=16] [seq=64] [repeat=3] [threads=N] [profile=true]")
+        "[batch=16] [seq=64] [repeat=3] [threads=N] [device=cpu|cuda|auto] [profile=true]")
   return
 end
 local B, T, reps = o.batch or 16, o.seq or 64, o["repeat"] or 3
@@ -22,6 +23,10 @@ if math.type(B) ~= "integer" or B < 1 or math.type(T) ~= "integer" or T < 1 then
 end
 if math.type(reps) ~= "integer" or reps < 1 then error("bench_train: repeat must be a positive integer", 0) end
 if o.threads then hr.set_num_threads(o.threads) end
+local device, why = hr.use_device(o.device or "cpu")
+if why then print("device: cpu (no usable GPU: " .. why .. ")") end
+-- A GPU step is timed to its end: the launches are asynchronous.
+local function sync() if device ~= "cpu" then hr.synchronize() end end
 local presets = {}
 for name in tostring(o.presets or table.concat(model_lib.preset_names, ",")):gmatch("[^,]+") do
   if not model_lib.presets[name] then
@@ -33,16 +38,18 @@ end
 
 local function median(xs) table.sort(xs); return xs[(#xs + 1) // 2] end
 
-print(string.format("hybridrt training-step benchmark: batch %d x seq %d = %d tokens/step, %d threads, f32, CPU, " ..
-                    "median of %d", B, T, B * T, hr.num_threads(), reps))
+print(string.format("hybridrt training-step benchmark: batch %d x seq %d = %d tokens/step, %d threads, f32, %s, " ..
+                    "median of %d", B, T, B * T, hr.num_threads(),
+                    device == "cpu" and "CPU" or device .. " " .. hr.device_stats().gpu, reps))
 print(string.format("%-8s %-7s %10s %12s %12s %12s", "preset", "arch", "params", "ms/step", "tokens/s", "GFLOP/s"))
 for _, name in ipairs(presets) do
   hr.manual_seed(1)
   local model = hr.build_model({preset = name})
+  if device ~= "cpu" then model.store:to(device) end
   local opt = optim.adamw(model.store, {weight_decay = 0.1, clip = 1.0})
   local ids = {}
   for i = 1, B * T do ids[i] = (i * 7919 + 13) % 256 end
-  local x = hr.tensor(ids, "i64"):view(B, T)
+  local x = hr.tensor(ids, "i64"):view(B, T):to(device)
   local y = x:clone()
   local graph, loss = hr.capture(function() return model:loss(x, y) end)
   local times = {}
@@ -51,6 +58,7 @@ for _, name in ipairs(presets) do
     opt:zero_grad()
     graph:step(loss)
     opt:step(1e-4)
+    sync()
     if r > 0 then times[#times + 1] = hr.clock() - t0 end
   end
   if o.profile then

@@ -59,6 +59,7 @@ static int resolve_target(const hr_nvrtc *lib, const char *arch, char *target, s
 
 typedef struct {
     const char *template_file;
+    int template_index;          /* into hr_kernel_templates, for the per-template compile times */
     char name[128];
     char target[32];
 } warm_job;
@@ -139,6 +140,7 @@ static int cmd_warm(int argc, char **argv) {
                     }
                     warm_job *j = &list[n_jobs++];
                     j->template_file = hr_kernel_templates[t].file;
+                    j->template_index = t;
                     snprintf(j->name, sizeof j->name, expr, per_head ? heads[h] : 0);
                     memcpy(j->target, targets[a], sizeof j->target); /* both 32 bytes, NUL-terminated */
                 }
@@ -160,6 +162,9 @@ static int cmd_warm(int argc, char **argv) {
            hr_kernel_template_count, n_targets, n_targets == 1 ? "" : "s", jobs);
     int compiled = 0, cached = 0, failed = 0, done = 0;
     int tty = isatty(2);
+    /* NVRTC seconds and kernels compiled per template: the compile-time benchmark's figures */
+    double *tmpl_s = calloc((size_t)hr_kernel_template_count, sizeof *tmpl_s);
+    int *tmpl_n = calloc((size_t)hr_kernel_template_count, sizeof *tmpl_n);
     double t0 = hr_now();
 #pragma omp parallel for num_threads(jobs) schedule(dynamic) reduction(+ : compiled, cached, failed)
     for (int i = 0; i < n_jobs; i++) {
@@ -170,7 +175,9 @@ static int cmd_warm(int argc, char **argv) {
         hr_nvrtc_output out;
         hr_cache_source how;
         char why[2048];
+        double k0 = hr_now();
         int rc = hr_kernel_cache_get(&mine, &spec, &out, &how, why, sizeof why);
+        double k_s = hr_now() - k0;
         hr_nvrtc_output_free(&out);
         if (rc) failed++;
         else if (how == HR_CACHE_HIT) cached++;
@@ -178,6 +185,10 @@ static int cmd_warm(int argc, char **argv) {
 #pragma omp critical
         {
             done++;
+            if (!rc && how != HR_CACHE_HIT && tmpl_s && tmpl_n) {
+                tmpl_s[list[i].template_index] += k_s;
+                tmpl_n[list[i].template_index]++;
+            }
             if (rc) fprintf(stderr, "%sFAILED %s %s: %s\n", tty ? "\r\033[K" : "", list[i].name, list[i].target, why);
             if (mine.warning[0]) fprintf(stderr, "%swarning: %s\n", tty ? "\r\033[K" : "", mine.warning);
             if (tty) fprintf(stderr, "\r\033[K[%d/%d] %s %s", done, n_jobs, list[i].name, list[i].target);
@@ -185,6 +196,15 @@ static int cmd_warm(int argc, char **argv) {
     }
     if (tty) fprintf(stderr, "\r\033[K");
     printf("kernels: %d compiled, %d already cached, %d failed (%.1f s)\n", compiled, cached, failed, hr_now() - t0);
+    if (compiled && tmpl_s && tmpl_n) {
+        printf("%-16s %9s %12s %14s\n", "template", "compiled", "NVRTC s", "s per kernel");
+        for (int t = 0; t < hr_kernel_template_count; t++)
+            if (tmpl_n[t])
+                printf("%-16s %9d %12.2f %14.3f\n", hr_kernel_templates[t].file, tmpl_n[t], tmpl_s[t],
+                       tmpl_s[t] / tmpl_n[t]);
+    }
+    free(tmpl_s);
+    free(tmpl_n);
     free(list);
     hr_nvrtc_close(&lib);
     return failed ? 1 : 0;

@@ -1,0 +1,225 @@
+-- The Lua half of tests/cuda/test_fake_gpu.c: run inside its Lua state, where the CUDA backend is
+-- already open on a fake driver that keeps device memory on the host and does not run kernels (every
+-- launch is checked against the kernel's PTX instead) and a fake cuBLAS that really multiplies.
+-- So values are garbage except through matmul; what counts is that everything runs, launches
+-- correctly, and gives its memory back. Returns {checks = n, failures = {...}, refused = n}.
+local hr = require "hybridrt"
+local opcases = require "hybridrt.opcases"
+local nn = require "hybridrt.nn.model"
+local optim = require "hybridrt.optim"
+
+local quick = os.getenv("HR_TEST_QUICK") == "1" -- under valgrind: a one-layer model
+local checks, failures, refused = 0, {}, 0
+local function check(cond, msg)
+  checks = checks + 1
+  if not cond then failures[#failures + 1] = msg end
+end
+
+local dev = hr.use_device("cuda")
+check(dev == "cuda:0", "use_device('cuda') on the open fake GPU gave " .. tostring(dev))
+
+-- The same inputs on either device: made on the CPU in f64 (seeded), cast, copied, and the float ones
+-- made to require grad again (as tests/gpu/test_gpu_ops.lua does).
+local function inputs_for(c, dtype, device, seed)
+  hr.manual_seed(seed)
+  local xs = {}
+  for i, x in ipairs(c.make()) do
+    local y = x:detach()
+    if x.dtype == "f64" and dtype ~= "f64" then y = y:to(dtype) end
+    y = y:to(device)
+    if x.requires_grad then y:requires_grad_() end
+    xs[i] = y
+  end
+  return xs
+end
+
+-- The op, a fixed random weighting of its output summed to a scalar, and its backward.
+local function run_case(c, xs, seed)
+  local out = c.fn(table.unpack(xs, 1, #xs))
+  hr.manual_seed(seed)
+  local w = hr.randn(out.shape, out.dtype):to(out.device)
+  hr.sum(hr.mul(out, w):view(-1), 1):backward()
+  return out
+end
+
+local function try_case(c, dtype, seed)
+  local label = c.name .. " " .. dtype
+  local xs = inputs_for(c, dtype, dev, seed)
+  local ok, out = pcall(run_case, c, xs, seed + 1)
+  if not ok then
+    -- the sequence kernels exist for head sizes 32, 64, 128 only: smaller ones are refused up front
+    if tostring(out):find("is not one of 32, 64, 128", 1, true) then
+      refused = refused + 1
+    else
+      check(false, label .. ": " .. tostring(out))
+    end
+    return
+  end
+  check(out.device == dev, label .. ": output on " .. out.device)
+  for i, x in ipairs(xs) do
+    if x.requires_grad then
+      check(x.grad ~= nil and x.grad.device == dev, label .. ": no gradient on the GPU for input " .. i)
+    end
+  end
+end
+
+-- |a - b| <= tol * max(1, |b|) elementwise; returns the first element beyond it, or nil.
+local function beyond(a, b, tol)
+  a, b = a:cpu():to("f64"):contiguous():view(-1):totable(), b:cpu():to("f64"):contiguous():view(-1):totable()
+  if #a ~= #b then return "sizes differ" end
+  for i = 1, #a do
+    if not (math.abs(a[i] - b[i]) <= tol * math.max(1, math.abs(b[i]))) then
+      return string.format("element %d: gpu %.17g cpu %.17g", i, a[i], b[i])
+    end
+  end
+end
+
+-- Matmul runs for real on the fake cuBLAS: its forward, and the input gradients of a loss that is
+-- itself a matmul (out viewed as a row times a column w), match the CPU. No kernel is on that path
+-- (the reshapes share storage, the seed gradient is an upload), so every number is computed.
+local TOL = {f64 = 1e-12, f32 = 1e-5}
+local function check_matmul(c, dtype, seed)
+  local function through(device)
+    local xs = inputs_for(c, dtype, device, seed)
+    local out = c.fn(table.unpack(xs, 1, #xs))
+    local forward = out:cpu()
+    hr.manual_seed(seed + 1)
+    local w = hr.randn({out:numel(), 1}, dtype):to(device)
+    hr.matmul(out:view(1, -1), w):backward()
+    return forward, xs
+  end
+  local label = c.name .. " " .. dtype
+  local ok, gpu_out, gpu_in = pcall(through, dev)
+  if not ok then return check(false, label .. ": " .. tostring(gpu_out)) end
+  local cpu_out, cpu_in = through("cpu")
+  local bad = beyond(gpu_out, cpu_out, TOL[dtype])
+  check(not bad, label .. " forward differs from the CPU at " .. tostring(bad))
+  for i, x in ipairs(cpu_in) do
+    if x.requires_grad then
+      local g = gpu_in[i].grad
+      if g then bad = beyond(g, x.grad, TOL[dtype]) else bad = "no gradient" end
+      check(not bad, string.format("%s gradient of input %d differs from the CPU at %s", label, i, tostring(bad)))
+    end
+  end
+end
+
+-- ---- every op case, f64 and f32 ----
+for k, c in ipairs(opcases.list()) do
+  try_case(c, "f64", 1000 + k)
+  try_case(c, "f32", 2000 + k)
+  if c.name:find("^matmul") then
+    check_matmul(c, "f64", 1000 + k)
+    check_matmul(c, "f32", 2000 + k)
+  end
+end
+-- a batch over one shared B, stored either way (linear's product): core folds it into one 2-D product
+local function p(shape) return hr.randn(shape, "f64"):requires_grad_() end
+local function pos(shape, lo, hi) return hr.uniform(shape, lo, hi, "f64"):requires_grad_() end
+local shared = {
+  {name = "matmul, shared b", make = function() return {p({2, 3, 4}), p({4, 5})} end, fn = hr.matmul},
+  {name = "matmul, shared b^T", make = function() return {p({2, 3, 4}), p({5, 4})} end,
+    fn = function(a, b) return hr.matmul(a, b, false, true) end},
+}
+for k, c in ipairs(shared) do
+  check_matmul(c, "f64", 1500 + k)
+  check_matmul(c, "f32", 2500 + k)
+end
+
+-- ---- the sequence kernels at every head size, T = 37 (no multiple of a chunk), B*H > 1; a ragged CE ----
+local big = {}
+for _, N in ipairs({32, 64, 128}) do
+  local B, T, H = 2, 37, 2
+  big[#big + 1] = {name = "wkv6 N=" .. N .. " T=37", make = function()
+    return {p({B, T, H, N}), p({B, T, H, N}), p({B, T, H, N}), pos({B, T, H, N}, -3, 0.5), p({H, N}),
+            p({B, H, N, N})}
+  end, fn = function(r, k, v, w, u, s0)
+    local y, sT = hr.wkv6(r, k, v, w, u, s0)
+    return hr.concat({y:view(-1), sT:view(-1)}, 1)
+  end}
+  big[#big + 1] = {name = "ssd_scan P=" .. N .. " T=37", make = function()
+    return {p({B, T, H, N}), pos({B, T, H}, 0.01, 0.5), pos({H}, -4, -1), p({B, T, 1, 16}), p({B, T, 1, 16}),
+            p({H}), p({B, H, N, 16})}
+  end, fn = function(x, dt, A, Bm, C, D, h0)
+    local y, hT = hr.ssd_scan(x, dt, A, Bm, C, D, h0)
+    return hr.concat({y:view(-1), hT:view(-1)}, 1)
+  end}
+end
+big[#big + 1] = {name = "cross_entropy V=300", make = function()
+  local tg = hr.zeros({3, 7}, "i64")
+  for i = 1, 3 do for j = 1, 7 do tg:set(i, j, (i * 37 + j * 11) % 300) end end
+  tg:set(2, 3, -100)
+  return {p({3, 7, 300}), tg}
+end, fn = function(logits, targets) return hr.cross_entropy(logits, targets):view(1) end}
+-- casts on the device: each direction's backward takes its own path through scratch
+big[#big + 1] = {name = "cast to the other float type and back", make = function() return {p({3, 5})} end,
+  fn = function(x) return x:to(x.dtype == "f64" and "f32" or "f64"):t():to(x.dtype) end}
+for k, c in ipairs(big) do
+  try_case(c, "f64", 3000 + k)
+  try_case(c, "f32", 4000 + k)
+end
+-- copies of the integer dtypes and casts through bf16, forward only (bf16 has no GPU gradient)
+for _, dtype in ipairs({"i64", "i32", "u8", "f32", "f64"}) do
+  local ok, err = pcall(function()
+    local t = hr.zeros({3, 4}, dtype):to(dev):t():contiguous()
+    if dtype:find("^f") then t = t:to("bf16"):t():contiguous():to(dtype) end
+    return t.device == dev and t.dtype == dtype and t:cpu():numel() == 12
+  end)
+  check(ok and err, "a transposed " .. dtype .. " copy on the GPU: " .. tostring(err))
+end
+
+-- the optimizer primitives in f64 (the model below trains in f32)
+do
+  local ok, err = pcall(function()
+    local n = 3000 -- over one block of the sum of squares
+    local pm, g = hr.randn({n}, "f64"):to(dev), hr.randn({n}, "f64"):to(dev)
+    local m, v = hr.zeros({n}, "f64", dev), hr.zeros({n}, "f64", dev)
+    hr.adamw_(pm, g, m, v, {lr = 1e-3, step = 1, weight_decay = 0.1})
+    return hr.sum_squares(g)
+  end)
+  check(ok, "adamw_ and sum_squares in f64 on the GPU: " .. tostring(err))
+end
+
+-- ---- a bad id is refused on the GPU with the CPU's message ----
+local function bad_embedding(device)
+  local ok, err = pcall(hr.embedding, hr.tensor({{1, 9}}, "i64"):to(device), hr.randn({4, 3}):to(device))
+  return not ok and tostring(err):match("embedding: .*$")
+end
+local cpu_msg, gpu_msg = bad_embedding("cpu"), bad_embedding(dev)
+check(cpu_msg and cpu_msg:find("outside [0, 4)", 1, true), "the CPU's bad-id message: " .. tostring(cpu_msg))
+check(gpu_msg == cpu_msg, string.format("a bad id on the GPU: '%s', on the CPU: '%s'", tostring(gpu_msg),
+                                        tostring(cpu_msg)))
+
+-- ---- training steps of the tiny model as train.lua runs them: a captured step graph replayed ----
+-- After the first steps the caching allocator serves every request: no cuMemAlloc in a step.
+local ok, err = pcall(function()
+  hr.manual_seed(7)
+  local model = nn.build({preset = "tiny", vocab_size = 256, n_layer = quick and 1 or nil})
+  model.store:to(dev)
+  local opt = optim.adamw(model.store, {weight_decay = 0.1, clip = 1.0})
+  local x, y = hr.zeros({2, 32}, "i64", dev), hr.zeros({2, 32}, "i64", dev)
+  local hx, hy = hr.zeros({2, 32}, "i64"), hr.zeros({2, 32}, "i64")
+  local graph, loss = hr.capture(function() return model:loss(x, y) end)
+  local raw = {}
+  for step = 1, 4 do
+    for b = 1, 2 do
+      for i = 1, 32 do
+        hx:set(b, i, (b * 31 + i * 7 + step) % 256)
+        hy:set(b, i, (b * 17 + i * 5 + step) % 256)
+      end
+    end
+    x:copy_(hx)
+    y:copy_(hy)
+    opt:zero_grad()
+    graph:step(loss)
+    loss:item() -- garbage: kernels do not run
+    opt:step(optim.lr_at(step, 4, 3e-3, 3e-4, 1))
+    raw[step] = hr.device_stats().raw_allocs
+  end
+  graph:close()
+  check(raw[3] == raw[2] and raw[4] == raw[3],
+        string.format("raw allocations after each step: %d, %d, %d, %d (steady state: no growth after step 2)",
+                      raw[1], raw[2], raw[3], raw[4]))
+end)
+check(ok, "tiny model training steps: " .. tostring(err))
+
+return {checks = checks, failures = failures, refused = refused}

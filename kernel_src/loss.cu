@@ -25,6 +25,7 @@ template <typename T, int BLOCK, bool MAX> __device__ void hr_ce_tree(T *buf) {
 }
 
 // grid: n blocks; block: BLOCK threads. Writes lse (n) and row_loss (n): 0 for ignored rows.
+// @tune hr_cross_entropy_rows<T, BLOCK>: BLOCK = 64 128 256 512 1024; default 256; require (ELEM + 8) * BLOCK <= SHARED
 template <typename T, int BLOCK>
 __global__ void __launch_bounds__(BLOCK) hr_cross_entropy_rows(hr_i64 n, hr_i64 V, const T *__restrict__ logits,
                                                                const hr_i64 *__restrict__ targets, hr_i64 ignore_index,

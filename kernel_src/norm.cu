@@ -30,6 +30,7 @@ template <typename T, int BLOCK> __device__ T hr_norm_block_sum(T v, T *buf) {
 // ---- group norm ----
 
 // grid: rows * G blocks. w, b, mean, rstd may be null.
+// @tune hr_group_norm_forward<T, BLOCK>: BLOCK = 64 128 256 512 1024; default 256
 template <typename T, int BLOCK>
 __global__ void __launch_bounds__(BLOCK) hr_group_norm_forward(hr_i64 rows, hr_i64 G, hr_i64 S, T eps,
                                                                const T *__restrict__ x, const T *__restrict__ w,
@@ -57,6 +58,7 @@ __global__ void __launch_bounds__(BLOCK) hr_group_norm_forward(hr_i64 rows, hr_i
 }
 
 // dx += rstd (wdy - mean(wdy) - xhat mean(wdy xhat)), xhat = (x - mean) rstd, wdy = w dy. grid: rows * G.
+// @tune hr_group_norm_backward_dx<T, BLOCK>: BLOCK = 64 128 256 512 1024; default 256
 template <typename T, int BLOCK>
 __global__ void __launch_bounds__(BLOCK) hr_group_norm_backward_dx(hr_i64 rows, hr_i64 G, hr_i64 S,
                                                                    const T *__restrict__ x, const T *__restrict__ w,
@@ -115,6 +117,7 @@ __global__ void hr_norm_sum_partials(hr_i64 nchunk, hr_i64 C, const T *__restric
 // ---- gated RMS norm ----
 
 // grid: rows * G blocks. z (no gate), w, rstd may be null.
+// @tune hr_gated_rms_norm_forward<T, BLOCK>: BLOCK = 64 128 256 512 1024; default 256
 template <typename T, int BLOCK>
 __global__ void __launch_bounds__(BLOCK) hr_gated_rms_norm_forward(hr_i64 rows, hr_i64 G, hr_i64 S, T eps,
                                                                    const T *__restrict__ y, const T *__restrict__ z,
@@ -138,6 +141,7 @@ __global__ void __launch_bounds__(BLOCK) hr_gated_rms_norm_forward(hr_i64 rows, 
 
 // dg = rstd (wdo - g rstd^2 mean(wdo g)), then dy += dg silu(z) (dg without a gate),
 // dz += dg y silu'(z). dy, dz may be null. grid: rows * G.
+// @tune hr_gated_rms_norm_backward_dx<T, BLOCK>: BLOCK = 64 128 256 512 1024; default 256
 template <typename T, int BLOCK>
 __global__ void __launch_bounds__(BLOCK) hr_gated_rms_norm_backward_dx(hr_i64 rows, hr_i64 G, hr_i64 S,
                                                                        const T *__restrict__ y, const T *__restrict__ z,

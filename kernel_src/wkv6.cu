@@ -80,7 +80,9 @@ __device__ __forceinline__ void hr_wkv6_advance_row(T *S, T *sv, const T *__rest
 // hr_wkv6_reduce_du.
 //
 // grid: B*H blocks; block: N threads. dr, dk, dv, dw, ds0 are added into and may be null; dsT may be
-// null (no gradient into the final state); du_part is written (not added).
+// null (no gradient into the final state); du_part is written (not added). CHUNK trades recomputation
+// for scratch memory (the launch plan sizes the scratch for it).
+// @tune hr_wkv6_backward<T, N, CHUNK>: CHUNK = 8 16 32 64; default 16
 template <typename T, int N, int CHUNK>
 __global__ void __launch_bounds__(N) hr_wkv6_backward(hr_i64 B, hr_i64 Tn, hr_i64 H, const T *__restrict__ r,
                                                       const T *__restrict__ k, const T *__restrict__ v,

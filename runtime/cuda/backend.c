@@ -5,10 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jit/cache.h"
 #include "jit/kernels.h"
 #include "jit/nvrtc.h"
+#include "jit/tune_db.h"
+#include "jit/tune_space.h"
 
 /* One loaded kernel, keyed by its name expression (unique across templates). */
 typedef struct {
@@ -18,6 +21,16 @@ typedef struct {
 } kernel_slot;
 
 #define KERNEL_SLOTS 1024 /* a power of two, well above the ~300 name expressions there are */
+#define MAX_SPACES 64
+
+/* What the tuner declared and measured, and what it forces now. */
+typedef struct {
+    hr_tune_space spaces[MAX_SPACES];
+    int n_spaces;
+    hr_tune_db db;                   /* empty when no database was found */
+    char src_hash[MAX_SPACES][17];   /* per space: its template's source hash ("" until needed) */
+    int forced[MAX_SPACES];          /* per space: a value forced by hr_cuda_tune_force, or 0 */
+} tuning;
 
 typedef struct hr_cuda_backend {
     hr_cuda_driver own_driver;   /* opened here unless the options supplied a table */
@@ -36,6 +49,7 @@ typedef struct hr_cuda_backend {
     int n_modules, cap_modules;
     hr_cuda_stats stats;
     hr_cuda_options opts;        /* as opened (the library tables it points to outlive the backend) */
+    tuning tune;
     hr_device_mem mem;           /* what core sees; mem.state points back here */
 } hr_cuda_backend;
 
@@ -142,10 +156,114 @@ static void backend_close(void *state) {
         be->drv->DevicePrimaryCtxRelease(be->device);
     }
     free(be->modules);
+    hr_tune_db_free(&be->tune.db);
     if (be->nvrtc.handle) hr_nvrtc_close(&be->nvrtc);
     if (be->own_cublas.handle) hr_cublas_close(&be->own_cublas);
     if (be->own_driver.handle) hr_cuda_driver_close(&be->own_driver);
     free(be);
+}
+
+/* ---- tuning ---- */
+
+/* The tuning spaces of the templates and this GPU's database: HYBRIDRT_TUNING names a file (or "off"),
+ * else CACHE_DIR/tuned/<gpu>-<arch>.tune, else the checkout's cache/tuned/. Problems are warnings:
+ * the kernels then run with their defaults. */
+static void open_tuning(hr_cuda_backend *be, const char *cache_dir) {
+    tuning *t = &be->tune;
+    char err[1024];
+    hr_tune_db_init(&t->db, be->info.name, be->stats.target);
+    if (hr_tune_spaces_load(t->spaces, MAX_SPACES, &t->n_spaces, err, sizeof err)) {
+        t->n_spaces = 0;
+        snprintf(be->stats.tuning_warning, sizeof be->stats.tuning_warning, "tuning spaces: %s", err);
+        return;
+    }
+    const char *env = getenv("HYBRIDRT_TUNING");
+    if (env && strcmp(env, "off") == 0) return;
+    char name[256], dir[700], candidates[2][1000];
+    hr_tune_db_filename(be->info.name, be->stats.target, name, sizeof name);
+    if (cache_dir) snprintf(dir, sizeof dir, "%s", cache_dir);
+    else hr_kernel_cache_default_dir(dir, sizeof dir);
+    int n = 0;
+    if (env && env[0]) {
+        snprintf(candidates[n++], sizeof candidates[0], "%s", env);
+    } else {
+        snprintf(candidates[n++], sizeof candidates[0], "%s/tuned/%s", dir, name);
+#ifdef HR_SOURCE_DIR
+        snprintf(candidates[n++], sizeof candidates[0], "%s/cache/tuned/%s", HR_SOURCE_DIR, name);
+#endif
+    }
+    for (int i = 0; i < n; i++) {
+        if (!env && access(candidates[i], R_OK) != 0) continue;
+        char warn[1200];
+        int records = hr_tune_db_load(&t->db, candidates[i], warn, sizeof warn);
+        snprintf(be->stats.tuning_warning, sizeof be->stats.tuning_warning, "%s", warn);
+        if (records < 0) {
+            hr_tune_db_free(&t->db);
+            hr_tune_db_init(&t->db, be->info.name, be->stats.target);
+            return;
+        }
+        if (strcmp(t->db.gpu, be->info.name) != 0 || strcmp(t->db.arch, be->stats.target) != 0)
+            snprintf(be->stats.tuning_warning, sizeof be->stats.tuning_warning,
+                     "%.600s was measured on %.200s (%.31s), this is %.200s (%.31s): its choices are used anyway",
+                     candidates[i],
+                     t->db.gpu, t->db.arch, be->info.name, be->stats.target);
+        snprintf(be->stats.tuning_file, sizeof be->stats.tuning_file, "%.999s", candidates[i]);
+        be->stats.tuning_records = records;
+        return;
+    }
+}
+
+static int space_index(const tuning *t, const char *kernel) {
+    for (int i = 0; i < t->n_spaces; i++)
+        if (strcmp(t->spaces[i].kernel, kernel) == 0) return i;
+    return -1;
+}
+
+int hr_cuda_tune_force(hr_ctx *ctx, const char *kernel, int value) {
+    hr_cuda_backend *be = backend_of(ctx);
+    if (!be) return hr_error(ctx, "tune: the CUDA backend is not open");
+    int i = space_index(&be->tune, kernel);
+    if (i < 0) return hr_error(ctx, "tune: %s has no tuning space (no @tune line in kernel_src/)", kernel);
+    const hr_tune_space *s = &be->tune.spaces[i];
+    bool listed = value == 0;
+    for (int k = 0; k < s->n_values; k++) listed |= s->values[k] == value;
+    if (!listed) return hr_error(ctx, "tune: %s=%d is not in %s's space (%s:%d)", s->params[s->knob], value, kernel,
+                                 s->file, s->line);
+    be->tune.forced[i] = value;
+    return 0;
+}
+
+int hr_cuda_tuned(hr_ctx *ctx, const char *file, const char *default_expr, int head, int n_dims,
+                  const char *const *dim_names, const int64_t *dims, char *out, size_t out_size, int *value) {
+    hr_cuda_backend *be = backend_of(ctx);
+    if (!be) return hr_error(ctx, "%s: the CUDA backend is not open", default_expr);
+    tuning *t = &be->tune;
+    char kernel[64], args[HR_TUNE_MAX_PARAMS][32], err[512];
+    int n_args = hr_tune_split_expr(default_expr, kernel, sizeof kernel, args, HR_TUNE_MAX_PARAMS);
+    int i = n_args > 0 ? space_index(t, kernel) : -1;
+    *value = 0;
+    if (i < 0) {
+        snprintf(out, out_size, "%s", default_expr);
+        return 0;
+    }
+    const hr_tune_space *s = &t->spaces[i];
+    int choice = t->forced[i];
+    if (!choice && t->db.n) {
+        if (!t->src_hash[i][0] && hr_tune_source_hash(file, t->src_hash[i], err, sizeof err))
+            return hr_error(ctx, "%s", err);
+        const char *dtype = strcmp(args[0], "double") == 0 ? "f64" : "f32";
+        const hr_tune_record *r =
+            hr_tune_db_lookup(&t->db, kernel, t->src_hash[i], dtype, head, dim_names, dims, n_dims, NULL);
+        if (r) choice = hr_tune_record_best(r);
+    }
+    if (choice <= 0) choice = s->default_value;
+    if (hr_tune_variant(s, default_expr, choice, out, out_size, err, sizeof err)) {
+        /* a recorded choice this instantiation does not allow: the default, which always is */
+        choice = s->default_value;
+        if (hr_tune_variant(s, default_expr, choice, out, out_size, err, sizeof err)) return hr_error(ctx, "%s", err);
+    }
+    *value = choice;
+    return 0;
 }
 
 /* ---- opening ---- */
@@ -198,6 +316,7 @@ int hr_cuda_open(hr_ctx *ctx, int ordinal, const hr_cuda_options *opts) {
     }
     if (hr_kernel_cache_open(&be->cache, opts->cache_dir, &be->nvrtc, err, sizeof err))
         return open_fail(ctx, be, "%s: kernel cache: %s", name, err);
+    open_tuning(be, opts->cache_dir);
     if (opts->cublas) {
         be->blas = opts->cublas;
     } else {
@@ -252,7 +371,7 @@ int64_t hr_cuda_grid_for(int64_t n, int64_t block) {
 }
 
 /* True when runtime/jit/kernels.c registers name_expression for file, so `cache warm` builds it. */
-static bool registered(const char *file, const char *name_expression) {
+static bool registered_exactly(const char *file, const char *name_expression) {
     static const int head_sizes[] = {32, 64, 128};
     for (int t = 0; t < hr_kernel_template_count; t++) {
         if (strcmp(hr_kernel_templates[t].file, file) != 0) continue;
@@ -277,11 +396,27 @@ static uint64_t hash_name(const char *s) {
     return h;
 }
 
+/* Registered, or a variant of a registered instantiation within its kernel's tuning space (what
+ * `cache warm --tuned` builds). */
+static bool registered(const tuning *t, const char *file, const char *name_expression) {
+    if (registered_exactly(file, name_expression)) return true;
+    char kernel[64], args[HR_TUNE_MAX_PARAMS][32], dflt[256], err[256];
+    if (hr_tune_split_expr(name_expression, kernel, sizeof kernel, args, HR_TUNE_MAX_PARAMS) < 1) return false;
+    int i = space_index(t, kernel);
+    if (i < 0) return false;
+    const hr_tune_space *s = &t->spaces[i];
+    int allowed[HR_TUNE_MAX_VALUES], n = hr_tune_allowed_values(s, name_expression, allowed);
+    bool listed = false;
+    for (int k = 0; k < n; k++) listed |= allowed[k] == atoi(args[s->knob]);
+    return listed && hr_tune_variant(s, name_expression, s->default_value, dflt, sizeof dflt, err, sizeof err) == 0 &&
+           registered_exactly(file, dflt);
+}
+
 /* Loads a kernel: from the cache, else compiled by NVRTC (and stored), then into a module. A cached
  * image the driver rejects is deleted and rebuilt once; a fresh image failing is an error. */
 static int load_kernel(hr_ctx *ctx, hr_cuda_backend *be, const char *file, const char *name_expression,
                        void **function, char **lowered) {
-    if (!registered(file, name_expression))
+    if (!registered(&be->tune, file, name_expression))
         return hr_error(ctx, "kernel %s of %s is not registered in runtime/jit/kernels.c (cache warm would miss it)",
                         name_expression, file);
     double t0 = hr_now();
@@ -464,12 +599,13 @@ int hr_cuda_gemm(hr_ctx *ctx, hr_dtype dt, int64_t batch, int ta, int tb, int64_
         return gemm_call(ctx, be, dt, 1, 0, tb, batch * m, n, k, alpha, A, 0, B, 0, beta, C, 0);
     if (batch > 1 && stride_c == 0) {
         /* C (k x n or n x k) += sum over items: the items stack along the inner dimension when both
-         * operands are stored with their batch-stacked rows contiguous */
-        if (ta && !tb && stride_a == k * m && stride_b == k * n) /* C(m x n) += A^T B over items: A (k x m) rows */
+         * operands are stored with their batch-stacked rows contiguous (beta 1: the CPU applies beta
+         * at every item, which only then equals applying it once) */
+        if (beta == 1 && ta && !tb && stride_a == k * m && stride_b == k * n) /* C(m x n) += A^T B: A (k x m) rows */
             return gemm_call(ctx, be, dt, 1, 1, 0, m, n, batch * k, alpha, A, 0, B, 0, beta, C, 0);
-        for (int64_t i = 0; i < batch; i++) /* anything else: one item at a time, in order */
+        for (int64_t i = 0; i < batch; i++) /* anything else: one item at a time, in order, as the CPU */
             if (gemm_call(ctx, be, dt, 1, ta, tb, m, n, k, alpha, A + (uint64_t)(i * stride_a * (int64_t)hr_dtype_size(dt)),
-                          0, B + (uint64_t)(i * stride_b * (int64_t)hr_dtype_size(dt)), 0, i ? 1.0 : beta, C, 0))
+                          0, B + (uint64_t)(i * stride_b * (int64_t)hr_dtype_size(dt)), 0, beta, C, 0))
                 return -1;
         return 0;
     }

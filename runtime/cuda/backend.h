@@ -69,6 +69,9 @@ typedef struct hr_cuda_stats {
     hr_alloc_stats mem;          /* the caching allocator's bytes and counts */
     int64_t launches;
     char cache_warning[1200];    /* the kernel cache's last recovered problem (a bad entry rebuilt), or "" */
+    char tuning_file[1024];      /* the tuning database in use, or "" (defaults everywhere) */
+    int tuning_records;          /* its records */
+    char tuning_warning[1200];   /* a problem with it (bad lines skipped, unreadable), or "" */
 } hr_cuda_stats;
 
 /* 0 and *stats when ctx has the backend open, else -1. */
@@ -118,6 +121,21 @@ int hr_cuda_validated_ids(hr_ctx *ctx, const hr_node *n, const hr_tensor *ids, i
 static inline uint64_t hr_cuda_ptr(const hr_tensor *t) {
     return t ? (uint64_t)(uintptr_t)hr_tensor_data(t) : 0;
 }
+
+/* ---- tuning (jit/tune_space.h, jit/tune_db.h) ---- */
+
+/* The instantiation to launch for default_expr, a registered name expression of kernel_src/file: when
+ * its kernel has a tuning space, the knob's value forced by hr_cuda_tune_force, else the tuning
+ * database's choice for the nearest measured shape (dims named as the tuner names them), else the
+ * space's default. Writes the name expression into out and the knob's value into *value (0 for a
+ * kernel without a space, whose default_expr is used as it is). 0, or -1 with the context error. */
+int hr_cuda_tuned(hr_ctx *ctx, const char *file, const char *default_expr, int head, int n_dims,
+                  const char *const *dim_names, const int64_t *dims, char *out, size_t out_size, int *value);
+
+/* Makes every launch of `kernel` (e.g. "hr_group_norm_forward") use the knob value `value` (the
+ * tuner's trials); 0 returns it to the database's choice. -1 with the context error for a kernel
+ * without a space or a value outside it. */
+int hr_cuda_tune_force(hr_ctx *ctx, const char *kernel, int value);
 
 /* cuBLAS: C = alpha op(A) op(B) + beta C over `batch` row-major items, as the CPU's hr_cpu_gemm
  * (strides in elements between items; 0 shares one matrix). f32 or f64. */

@@ -13,6 +13,11 @@ static int head_size_ok(int64_t n) { return n == 32 || n == 64 || n == 128; }
 
 int hr_wkv6_gpu_plan(int64_t B, int64_t T, int64_t H, int64_t N, int elem_size, int backward, hr_launch_plan *plan,
                      char *err, size_t err_size) {
+    return hr_wkv6_gpu_plan_chunk(B, T, H, N, elem_size, backward, HR_WKV6_GPU_CHUNK, plan, err, err_size);
+}
+
+int hr_wkv6_gpu_plan_chunk(int64_t B, int64_t T, int64_t H, int64_t N, int elem_size, int backward, int64_t chunk,
+                           hr_launch_plan *plan, char *err, size_t err_size) {
     *plan = (hr_launch_plan){0};
     if (!head_size_ok(N))
         return snprintf(err, err_size, "wkv6 on the GPU: head size %lld is not one of 32, 64, 128 (the compiled "
@@ -20,16 +25,17 @@ int hr_wkv6_gpu_plan(int64_t B, int64_t T, int64_t H, int64_t N, int elem_size, 
     if (elem_size != 4 && elem_size != 8)
         return snprintf(err, err_size, "wkv6 on the GPU: f32 or f64 only (element size %d)", elem_size), -1;
     if (B < 0 || T < 0 || H < 0) return snprintf(err, err_size, "wkv6 on the GPU: negative size"), -1;
+    if (chunk < 1) return snprintf(err, err_size, "wkv6 on the GPU: chunk length %lld < 1", (long long)chunk), -1;
     int64_t pairs = mul(B, H);
     if (pairs < 0 || pairs > HR_GPU_MAX_GRID_X)
         return snprintf(err, err_size, "wkv6 on the GPU: B*H = %lld*%lld (batch x heads) is over the grid limit "
                                        "of %lld blocks", (long long)B, (long long)H, (long long)HR_GPU_MAX_GRID_X), -1;
     plan->grid = pairs;
     plan->block = N;
-    plan->chunk = HR_WKV6_GPU_CHUNK;
+    plan->chunk = chunk;
     if (!backward) return 0;
-    int64_t nchunk = T / HR_WKV6_GPU_CHUNK + (T % HR_WKV6_GPU_CHUNK != 0);
-    int64_t per_pair = mul(nchunk + HR_WKV6_GPU_CHUNK, N * N);
+    int64_t nchunk = T / chunk + (T % chunk != 0);
+    int64_t per_pair = mul(nchunk + chunk, N * N);
     int64_t total = mul(pairs, per_pair);
     if (per_pair < 0 || total < 0 || mul(total, elem_size) < 0)
         return snprintf(err, err_size, "wkv6 on the GPU: the backward's scratch for B=%lld T=%lld H=%lld N=%lld "

@@ -10,7 +10,7 @@
 
 #define HR_GPU_MAX_GRID_X 2147483647LL       /* gridDim.x on every supported arch (sm_75+) */
 #define HR_GPU_STATIC_SHARED_LIMIT 49152LL   /* bytes of shared memory a block gets without opting in */
-#define HR_WKV6_GPU_CHUNK 16                  /* the backward's steps per checkpoint (kernels.c instantiates 16) */
+#define HR_WKV6_GPU_CHUNK 16                  /* the backward's default steps per checkpoint (wkv6.cu's @tune default) */
 
 typedef struct {
     int64_t grid, block;      /* blocks (one per (batch, head)) and threads per block */
@@ -24,6 +24,11 @@ typedef struct {
  * Returns 0, or -1 with err: "wkv6 on the GPU: head size 48 is not one of 32, 64, 128". */
 int hr_wkv6_gpu_plan(int64_t B, int64_t T, int64_t H, int64_t N, int elem_size, int backward, hr_launch_plan *plan,
                      char *err, size_t err_size);
+
+/* The same with the backward's chunk length (steps per checkpoint) chosen by the tuner: the scratch
+ * holds ceil(T / chunk) checkpoints and one chunk of states per (batch, head). */
+int hr_wkv6_gpu_plan_chunk(int64_t B, int64_t T, int64_t H, int64_t N, int elem_size, int backward, int64_t chunk,
+                           hr_launch_plan *plan, char *err, size_t err_size);
 
 /* P: head dim (the template parameter), N: state size (run time), G: groups of B/C. */
 int hr_ssd_gpu_plan(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, int elem_size, int backward,

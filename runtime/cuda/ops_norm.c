@@ -28,6 +28,19 @@ static const char *kname(char *buf, size_t size, const char *base, hr_dtype dt, 
     return buf;
 }
 
+/* A block-per-segment kernel's instantiation as the tuner chose it (BLOCK, the launch's threads too):
+ * the name into buf, BLOCK into *block. Its shape class: the segments and their length. */
+static int tuned(hr_ctx *ctx, const char *file, const char *base, hr_dtype dt, int default_block, const char *dim0,
+                 int64_t n0, const char *dim1, int64_t n1, char *buf, size_t size, int *block) {
+    char dflt[96];
+    const char *const dims[2] = {dim0, dim1};
+    const int64_t d[2] = {n0, n1};
+    kname(dflt, sizeof dflt, base, dt, default_block);
+    return hr_cuda_tuned(ctx, file, dflt, 0, 2, dims, d, buf, size, block);
+}
+#define TUNED_NORM(base, dt, segments, S) \
+    tuned(ctx, "norm.cu", base, dt, NORM_BLOCK, "segments", segments, "size", S, name, sizeof name, &block)
+
 static int64_t last_dim(const hr_tensor *t) { return t->shape[t->ndim - 1]; }
 static int64_t rows_of(const hr_tensor *t) { return last_dim(t) ? hr_tensor_numel(t) / last_dim(t) : 0; }
 
@@ -59,8 +72,9 @@ static int group_norm_forward(hr_ctx *ctx, hr_node *n) {
     int64_t rows = rows_of(x), C = last_dim(x), G = norm_groups(n);
     if (rows == 0 || C == 0) return 0;
     char name[96];
-    return LAUNCH("norm.cu", kname(name, sizeof name, "hr_group_norm_forward", x->dtype, NORM_BLOCK), rows * G,
-                  NORM_BLOCK, 0, HR_KI64(rows), HR_KI64(G), HR_KI64(C / G), HR_KREAL(x->dtype, n->fattr[0]), PTR(x),
+    int block;
+    if (TUNED_NORM("hr_group_norm_forward", x->dtype, rows * G, C / G)) return -1;
+    return LAUNCH("norm.cu", name, rows * G, block, 0, HR_KI64(rows), HR_KI64(G), HR_KI64(C / G), HR_KREAL(x->dtype, n->fattr[0]), PTR(x),
                   PTR(n->in[1]), PTR(n->in[2]), PTR(n->out[0]), PTR(n->saved[0]), PTR(n->saved[1]));
 }
 
@@ -92,8 +106,9 @@ static int group_norm_backward(hr_ctx *ctx, hr_node *n) {
     int64_t rows = rows_of(x), C = last_dim(x), G = norm_groups(n);
     if (!dy || rows == 0 || C == 0) return 0;
     char name[96];
-    if (dx && LAUNCH("norm.cu", kname(name, sizeof name, "hr_group_norm_backward_dx", x->dtype, NORM_BLOCK), rows * G,
-                     NORM_BLOCK, 0, HR_KI64(rows), HR_KI64(G), HR_KI64(C / G), PTR(x), PTR(n->in[1]),
+    int block;
+    if (dx && TUNED_NORM("hr_group_norm_backward_dx", x->dtype, rows * G, C / G)) return -1;
+    if (dx && LAUNCH("norm.cu", name, rows * G, block, 0, HR_KI64(rows), HR_KI64(G), HR_KI64(C / G), PTR(x), PTR(n->in[1]),
                      PTR(n->saved[0]), PTR(n->saved[1]), PTR(dy), PTR(dx)))
         return -1;
     return dw || db ? group_norm_backward_wb(ctx, n, dw, db) : 0;
@@ -110,8 +125,9 @@ static int rms_norm_forward(hr_ctx *ctx, hr_node *n) {
     int64_t rows = rows_of(y), C = last_dim(y), G = norm_groups(n);
     if (rows == 0 || C == 0) return 0;
     char name[96];
-    return LAUNCH("norm.cu", kname(name, sizeof name, "hr_gated_rms_norm_forward", y->dtype, NORM_BLOCK), rows * G,
-                  NORM_BLOCK, 0, HR_KI64(rows), HR_KI64(G), HR_KI64(C / G), HR_KREAL(y->dtype, n->fattr[0]), PTR(y),
+    int block;
+    if (TUNED_NORM("hr_gated_rms_norm_forward", y->dtype, rows * G, C / G)) return -1;
+    return LAUNCH("norm.cu", name, rows * G, block, 0, HR_KI64(rows), HR_KI64(G), HR_KI64(C / G), HR_KREAL(y->dtype, n->fattr[0]), PTR(y),
                   PTR(rms_gate(n)), PTR(n->in[rms_weight_index(n)]), PTR(n->out[0]), PTR(n->saved[1]));
 }
 
@@ -139,9 +155,10 @@ static int rms_norm_backward(hr_ctx *ctx, hr_node *n) {
     int64_t rows = rows_of(y), C = last_dim(y), G = norm_groups(n);
     if (!dout || rows == 0 || C == 0) return 0;
     char name[96];
+    int block;
+    if ((dy || dz) && TUNED_NORM("hr_gated_rms_norm_backward_dx", y->dtype, rows * G, C / G)) return -1;
     if ((dy || dz) &&
-        LAUNCH("norm.cu", kname(name, sizeof name, "hr_gated_rms_norm_backward_dx", y->dtype, NORM_BLOCK), rows * G,
-               NORM_BLOCK, 0, HR_KI64(rows), HR_KI64(G), HR_KI64(C / G), PTR(y), PTR(z),
+        LAUNCH("norm.cu", name, rows * G, block, 0, HR_KI64(rows), HR_KI64(G), HR_KI64(C / G), PTR(y), PTR(z),
                PTR(n->in[rms_weight_index(n)]), PTR(n->saved[1]), PTR(dout), PTR(dy), PTR(dz)))
         return -1;
     return dw ? rms_norm_backward_w(ctx, n, dw) : 0;
@@ -159,7 +176,10 @@ static int cross_entropy_forward(hr_ctx *ctx, hr_node *n) {
     uint64_t row_loss = 0; /* (rows): 0 for ignored rows */
     if (hr_cuda_scratch(ctx, (rows > 0 ? rows : 1) * (int64_t)hr_dtype_size(dt), &row_loss)) return -1;
     char name[96];
-    int rc = LAUNCH("loss.cu", kname(name, sizeof name, "hr_cross_entropy_rows", dt, CE_BLOCK), rows, CE_BLOCK, 0,
+    int block, rc = tuned(ctx, "loss.cu", "hr_cross_entropy_rows", dt, CE_BLOCK, "rows", rows, "classes", V, name,
+                          sizeof name, &block);
+    if (!rc)
+        rc = LAUNCH("loss.cu", name, rows, block, 0,
                     HR_KI64(rows), HR_KI64(V), PTR(logits), PTR(n->saved[1]), HR_KI64(ignore), PTR(n->saved[0]),
                     HR_KPTR(row_loss));
     if (!rc)

@@ -47,8 +47,14 @@ static int wkv6_backward(hr_ctx *ctx, hr_node *n) {
     const int64_t B = r->shape[0], T = r->shape[1], H = r->shape[2], N = r->shape[3];
     if (!any_grad(n) || B * H == 0) return 0;
     hr_launch_plan plan;
-    char err[256], name[96];
-    if (hr_wkv6_gpu_plan(B, T, H, N, (int)hr_dtype_size(dt), 1, &plan, err, sizeof err))
+    char err[256], name[96], dflt[96];
+    /* CHUNK, as the tuner chose it for this shape (the plan sizes the scratch for it) */
+    static const char *const dims[3] = {"pairs", "T", "N"};
+    const int64_t shape[3] = {B * H, T, N};
+    int chunk;
+    snprintf(dflt, sizeof dflt, "hr_wkv6_backward<%s, %d, %d>", hr_cuda_type_name(dt), (int)N, HR_WKV6_GPU_CHUNK);
+    if (hr_cuda_tuned(ctx, "wkv6.cu", dflt, (int)N, 3, dims, shape, name, sizeof name, &chunk)) return -1;
+    if (hr_wkv6_gpu_plan_chunk(B, T, H, N, (int)hr_dtype_size(dt), 1, chunk, &plan, err, sizeof err))
         return hr_error(ctx, "%s", err);
     const int64_t esize = (int64_t)hr_dtype_size(dt);
     hr_tensor *dy = hr_node_out_grad(n, 0);
@@ -58,7 +64,6 @@ static int wkv6_backward(hr_ctx *ctx, hr_node *n) {
     const uint64_t states = buf, du_part = states + (uint64_t)(plan.scratch_elems * esize);
     const uint64_t dy_zero = du_part + (uint64_t)(plan.du_part_elems * esize);
     int rc = zero_elems ? hr_cuda_memzero(ctx, dy_zero, zero_elems * esize) : 0;
-    snprintf(name, sizeof name, "hr_wkv6_backward<%s, %d, %d>", hr_cuda_type_name(dt), (int)N, (int)plan.chunk);
     if (!rc)
         rc = LAUNCH("wkv6.cu", name, plan.grid, plan.block, plan.shared_bytes, HR_KI64(B), HR_KI64(T), HR_KI64(H),
                     PTR(n->in[0]), PTR(n->in[1]), PTR(n->in[2]), PTR(n->in[3]), PTR(n->in[4]), PTR(n->in[5]),

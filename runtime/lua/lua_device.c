@@ -97,7 +97,27 @@ static int l_device_stats(lua_State *L) {
         lua_pushstring(L, st.cache_warning);
         lua_setfield(L, -2, "cache_warning");
     }
+    if (st.tuning_file[0]) {
+        lua_pushstring(L, st.tuning_file);
+        lua_setfield(L, -2, "tuning_file");
+    }
+    set_int(L, "tuning_records", st.tuning_records);
+    if (st.tuning_warning[0]) {
+        lua_pushstring(L, st.tuning_warning);
+        lua_setfield(L, -2, "tuning_warning");
+    }
     return 1;
+}
+
+/* hr.tune_force(kernel, value): every launch of kernel uses its knob at value (the tuner's trials);
+ * value 0 returns it to the tuning database's choice. */
+static int l_tune_force(lua_State *L) {
+    const char *kernel = luaL_checkstring(L, 1);
+    int value = (int)luaL_checkinteger(L, 2);
+    hr_ctx *ctx = hr_lua_ctx(L);
+    if (!ctx->devices[HR_DEVICE_CUDA]) return luaL_error(L, "tune_force: no GPU is open (hr.use_device(\"cuda\"))");
+    if (hr_cuda_tune_force(ctx, kernel, value)) return hr_lua_raise(L);
+    return 0;
 }
 
 /* hr.synchronize(): waits for the GPU's queued work, raising the fault of a kernel that failed. */
@@ -109,6 +129,7 @@ static int l_synchronize(lua_State *L) {
 }
 
 static const luaL_Reg device_functions[] = {
-    {"use_device", l_use_device}, {"device_stats", l_device_stats}, {"synchronize", l_synchronize}, {NULL, NULL}};
+    {"use_device", l_use_device}, {"device_stats", l_device_stats}, {"synchronize", l_synchronize},
+    {"tune_force", l_tune_force}, {NULL, NULL}};
 
 void hr_lua_open_device(lua_State *L) { luaL_setfuncs(L, device_functions, 0); }

@@ -189,6 +189,19 @@ check(cpu_msg and cpu_msg:find("outside [0, 4)", 1, true), "the CPU's bad-id mes
 check(gpu_msg == cpu_msg, string.format("a bad id on the GPU: '%s', on the CPU: '%s'", tostring(gpu_msg),
                                         tostring(cpu_msg)))
 
+-- ---- tuning: a forced knob value launches that variant (the C side counts its launches) ----
+do
+  local ok1, err1 = pcall(hr.tune_force, "hr_group_norm_forward", 64)
+  check(ok1, "tune_force: " .. tostring(err1))
+  local x, w, bias = hr.randn({3, 40}):to(dev), hr.randn({40}):to(dev), hr.randn({40}):to(dev)
+  check(pcall(hr.layer_norm, x, w, bias, 1e-5), "layer_norm with a forced BLOCK")
+  hr.tune_force("hr_group_norm_forward", 0)
+  local ok2, err2 = pcall(hr.tune_force, "hr_no_such_kernel", 64)
+  check(not ok2 and tostring(err2):find("no tuning space", 1, true), "an unknown kernel: " .. tostring(err2))
+  local ok3, err3 = pcall(hr.tune_force, "hr_group_norm_forward", 100)
+  check(not ok3 and tostring(err3):find("not in", 1, true), "a value outside the space: " .. tostring(err3))
+end
+
 -- ---- training steps of the tiny model as train.lua runs them: a captured step graph replayed ----
 -- After the first steps the caching allocator serves every request: no cuMemAlloc in a step.
 local ok, err = pcall(function()

@@ -29,6 +29,7 @@
 
 #include "cuda/backend.h"
 #include "jit/nvrtc.h"
+#include "jit/tune_db.h"
 #include "lua/binding.h"
 #include "test_util.h"
 
@@ -661,10 +662,16 @@ static int first_int_template_arg(const char *expr) {
 
 /* Refuses a launch whose arguments do not match the kernel (the driver would read past them), the
  * op failing with the violation; anything else is recorded and the launch goes ahead. */
+/* Launches of the variants the tuning database and hr.tune_force choose (see main and fake_gpu.lua). */
+static int64_t tuned_rms_launches, default_rms_launches, forced_ln_launches;
+
 static int check_launch(void *arg, const char *expr, const char *lowered, int64_t grid, int64_t block,
                         int64_t shared_bytes, int nargs, const hr_karg *args, char *err, size_t err_size) {
     (void)arg;
     launches_checked++;
+    tuned_rms_launches += strcmp(expr, "hr_gated_rms_norm_forward<float, 128>") == 0;
+    default_rms_launches += strcmp(expr, "hr_gated_rms_norm_forward<float, 256>") == 0;
+    forced_ln_launches += strcmp(expr, "hr_group_norm_forward<float, 64>") == 0;
     const ptx_entry *e = entry_named(lowered);
     if (!e) {
         note(&violations, "%s: no loaded kernel is named %s", expr, lowered);
@@ -869,6 +876,29 @@ int main(void) {
         return test_summary("cuda.fake_gpu");
     }
 
+    /* A tuning database for this fake GPU choosing BLOCK 128 for the f32 gated RMS norm (one record:
+     * the nearest for every shape), found through HYBRIDRT_TUNING. */
+    char tune_path[] = "/tmp/hybridrt-fake-gpu-tune-XXXXXX";
+    int tune_fd = mkstemp(tune_path);
+    char norm_hash[17], why[256];
+    CHECK(tune_fd >= 0 && hr_tune_source_hash("norm.cu", norm_hash, why, sizeof why) == 0, "a tuning file: %s", why);
+    if (tune_fd >= 0) {
+        close(tune_fd);
+        hr_tune_db db;
+        hr_tune_db_init(&db, "fake GPU", "compute_80");
+        hr_tune_record r = {.head = 0, .n_dims = 2, .n_times = 2, .values = {128, 256}, .ms = {0.1, 0.2},
+                            .dims = {64, 128}};
+        snprintf(r.kernel, sizeof r.kernel, "hr_gated_rms_norm_forward");
+        snprintf(r.src, sizeof r.src, "%s", norm_hash);
+        snprintf(r.dtype, sizeof r.dtype, "f32");
+        snprintf(r.knob, sizeof r.knob, "BLOCK");
+        snprintf(r.dim_names[0], sizeof r.dim_names[0], "segments");
+        snprintf(r.dim_names[1], sizeof r.dim_names[1], "size");
+        CHECK(hr_tune_db_put(&db, &r) == 0 && hr_tune_db_save(&db, tune_path, why, sizeof why) == 0, "saved: %s", why);
+        hr_tune_db_free(&db);
+        setenv("HYBRIDRT_TUNING", tune_path, 1);
+    }
+
     double t0 = hr_now();
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
@@ -889,6 +919,9 @@ int main(void) {
         CHECK(hr_cuda_get_stats(ctx, &st) == 0 && strcmp(st.gpu, "fake GPU (sm_80)") == 0 &&
                   strcmp(st.target, "compute_80") == 0,
               "stats after opening: gpu '%s', target '%s'", st.gpu, st.target);
+        CHECK(strcmp(st.tuning_file, tune_path) == 0 && st.tuning_records == 1 && !st.tuning_warning[0],
+              "the tuning database in use: '%s', %d records, warning '%s'", st.tuning_file, st.tuning_records,
+              st.tuning_warning);
         CHECK(primary_retains == 1 && current_ctx == &fake_context_object && blas_creates == 1,
               "opening retains the primary context, makes it current and creates one cuBLAS handle");
     }
@@ -936,6 +969,14 @@ int main(void) {
               st.kernels_cached + st.kernels_compiled + st.kernels_rebuilt, (long long)modules.loads);
     }
     lua_close(L); /* closes the backend: modules unloaded, cuBLAS destroyed, memory returned */
+    if (ok) {
+        CHECK(tuned_rms_launches > 0 && default_rms_launches == 0,
+              "the f32 gated RMS norm ran as the database chose (BLOCK 128) %lld times, with the default %lld times",
+              (long long)tuned_rms_launches, (long long)default_rms_launches);
+        CHECK(forced_ln_launches > 0, "hr.tune_force(\"hr_group_norm_forward\", 64) launched that variant");
+    }
+    unsetenv("HYBRIDRT_TUNING");
+    unlink(tune_path);
 
     CHECK(mem.n == 0, "after closing, %d allocations (%llu bytes) are still on the fake device", mem.n,
           (unsigned long long)mem.bytes);

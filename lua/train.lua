@@ -79,6 +79,9 @@ do
   else
     local st = hr.device_stats()
     print(string.format("device: %s, %s, kernels built for %s", device, st.gpu, st.target))
+    if st.tuning_file then print(string.format("tuning: %s (%d records)", st.tuning_file, st.tuning_records))
+    else print("tuning: no database for this GPU, kernel defaults (hybridrt tune measures one)") end
+    if st.tuning_warning then print("warning: " .. st.tuning_warning) end
   end
 end
 if o.dtype ~= "f32" then

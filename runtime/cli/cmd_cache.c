@@ -11,15 +11,19 @@
 #include "core/context.h"
 #include "jit/cache.h"
 #include "jit/kernels.h"
+#include "jit/tune_db.h"
+#include "jit/tune_space.h"
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: hybridrt cache <action> [options]\n\n"
             "The compiled-kernel cache (HYBRIDRT_CACHE_DIR, else $XDG_CACHE_HOME/hybridrt, else ~/.cache/hybridrt).\n\n"
             "actions:\n"
-            "  warm [--arch sm_80,sm_90] [--head-size 32,64,128] [--jobs N]\n"
+            "  warm [--arch sm_80,sm_90] [--head-size 32,64,128] [--jobs N] [--tuned FILE.tune]\n"
             "          compile every kernel template for those GPU architectures (default: every one NVRTC\n"
-            "          lists) and head sizes (default: all three); needs NVRTC, not a GPU\n"
+            "          lists) and head sizes (default: all three); needs NVRTC, not a GPU. --tuned: the\n"
+            "          variants a GPU tuned by that database loads instead of the defaults (and its arch\n"
+            "          when --arch is not given): a zero-compile start on that GPU\n"
             "  list    one line per cached kernel: template, instantiation, target, kind, size\n"
             "  stats   the cache directory, its entries and bytes, and the NVRTC its keys are for\n"
             "  verify  check every entry's checksum; delete (and report) the bad ones\n"
@@ -64,19 +68,41 @@ typedef struct {
     char target[32];
 } warm_job;
 
+/* The values of a tunable instantiation a GPU tuned by db loads: the best value of every record for
+ * its kernel, template source, dtype and head size (every shape finds its nearest record), or none
+ * when db has no such record (the default is loaded then). Returns the count, values into out. */
+static int tuned_values(const hr_tune_db *db, const hr_tune_space *s, const char *src_hash, const char *expr, int head,
+                        int *out) {
+    char kernel[64], args[HR_TUNE_MAX_PARAMS][32];
+    if (hr_tune_split_expr(expr, kernel, sizeof kernel, args, HR_TUNE_MAX_PARAMS) != s->n_params) return 0;
+    const char *dtype = strcmp(args[0], "double") == 0 ? "f64" : "f32";
+    int allowed[HR_TUNE_MAX_VALUES], n_allowed = hr_tune_allowed_values(s, expr, allowed), n = 0;
+    for (int i = 0; i < db->n; i++) {
+        const hr_tune_record *r = &db->records[i];
+        if (strcmp(r->kernel, kernel) || strcmp(r->src, src_hash) || strcmp(r->dtype, dtype) || r->head != head) continue;
+        int best = hr_tune_record_best(r), listed = 0, ok = 0;
+        for (int k = 0; k < n; k++) listed |= out[k] == best;
+        for (int k = 0; k < n_allowed; k++) ok |= allowed[k] == best;
+        if (ok && !listed && n < HR_TUNE_MAX_VALUES) out[n++] = best;
+    }
+    return n;
+}
+
 static int cmd_warm(int argc, char **argv) {
-    char arch_buf[1024] = "", head_buf[256] = "32,64,128";
+    char arch_buf[1024] = "", head_buf[256] = "32,64,128", tuned_path[1024] = "";
     int jobs = omp_get_max_threads();
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if ((strcmp(a, "--arch") == 0 || strcmp(a, "--head-size") == 0 || strcmp(a, "--jobs") == 0) && !v) {
+        if ((strcmp(a, "--arch") == 0 || strcmp(a, "--head-size") == 0 || strcmp(a, "--jobs") == 0 ||
+             strcmp(a, "--tuned") == 0) && !v) {
             fprintf(stderr, "hybridrt cache warm: %s needs a value\n", a);
             return 2;
         }
         if (strcmp(a, "--arch") == 0) snprintf(arch_buf, sizeof arch_buf, "%s", argv[++i]);
         else if (strcmp(a, "--head-size") == 0) snprintf(head_buf, sizeof head_buf, "%s", argv[++i]);
         else if (strcmp(a, "--jobs") == 0) jobs = atoi(argv[++i]);
+        else if (strcmp(a, "--tuned") == 0) snprintf(tuned_path, sizeof tuned_path, "%s", argv[++i]);
         else {
             fprintf(stderr, "hybridrt cache warm: unknown option '%s' (see hybridrt cache --help)\n", a);
             return 2;
@@ -87,8 +113,31 @@ static int cmd_warm(int argc, char **argv) {
         return 2;
     }
     char err[2048];
+    /* --tuned: the database, the templates' spaces, and the database's arch unless --arch says */
+    hr_tune_db db;
+    hr_tune_db_init(&db, NULL, NULL);
+    static hr_tune_space spaces[64];
+    int n_spaces = 0;
+    if (tuned_path[0]) {
+        char warn[1200];
+        int records = hr_tune_db_load(&db, tuned_path, warn, sizeof warn);
+        if (records < 0) {
+            fprintf(stderr, "hybridrt cache warm: %s\n", warn);
+            hr_tune_db_free(&db);
+            return 1;
+        }
+        if (warn[0]) fprintf(stderr, "warning: %s\n", warn);
+        if (hr_tune_spaces_load(spaces, 64, &n_spaces, err, sizeof err)) {
+            fprintf(stderr, "hybridrt cache warm: %s\n", err);
+            hr_tune_db_free(&db);
+            return 1;
+        }
+        if (!arch_buf[0]) snprintf(arch_buf, sizeof arch_buf, "%s", db.arch);
+        printf("tuned: %s (%s, %s, %d records)\n", tuned_path, db.gpu, db.arch, records);
+    }
     hr_nvrtc lib;
     if (hr_nvrtc_open(&lib, err, sizeof err) != 0) {
+        hr_tune_db_free(&db);
         fprintf(stderr, "hybridrt cache warm: NVRTC is needed to compile kernels: %s\n", err);
         return 1;
     }
@@ -100,6 +149,7 @@ static int cmd_warm(int argc, char **argv) {
         if (h != 32 && h != 64 && h != 128) {
             fprintf(stderr, "hybridrt cache warm: head size '%s' is not 32, 64 or 128\n", items[i]);
             hr_nvrtc_close(&lib);
+            hr_tune_db_free(&db);
             return 2;
         }
         heads[n_heads++] = h;
@@ -115,6 +165,7 @@ static int cmd_warm(int argc, char **argv) {
             if (rc < 0) {
                 fprintf(stderr, "hybridrt cache warm: %s\n", err);
                 hr_nvrtc_close(&lib);
+                hr_tune_db_free(&db);
                 return 2;
             }
             if (rc > 0) printf("%s is newer than NVRTC %d.%d knows: PTX for %s, finished by the driver\n", items[i],
@@ -129,22 +180,40 @@ static int cmd_warm(int argc, char **argv) {
         for (int k = 0; list && hr_kernel_templates[t].name_expressions[k]; k++) {
             const char *expr = hr_kernel_templates[t].name_expressions[k];
             int per_head = strstr(expr, "%d") != NULL;
-            for (int h = 0; list && h < (per_head ? n_heads : 1); h++)
-                for (int a = 0; list && a < n_targets; a++) {
-                    if (n_jobs == cap) {
-                        cap *= 2;
-                        warm_job *grown = realloc(list, sizeof *list * (size_t)cap);
-                        if (!grown) free(list);
-                        list = grown;
-                        if (!list) break;
+            for (int h = 0; list && h < (per_head ? n_heads : 1); h++) {
+                /* the instantiation, or with --tuned the variants the database picks for it */
+                char base[128], names[HR_TUNE_MAX_VALUES][128], kernel[64], args[HR_TUNE_MAX_PARAMS][32];
+                snprintf(base, sizeof base, expr, per_head ? heads[h] : 0);
+                int n_names = 1;
+                snprintf(names[0], sizeof names[0], "%s", base);
+                const hr_tune_space *sp = NULL;
+                if (n_spaces && hr_tune_split_expr(base, kernel, sizeof kernel, args, HR_TUNE_MAX_PARAMS) > 0)
+                    sp = hr_tune_space_find(spaces, n_spaces, kernel);
+                char src_hash[17];
+                int values[HR_TUNE_MAX_VALUES], n_values = 0;
+                if (sp && hr_tune_source_hash(sp->file, src_hash, err, sizeof err) == 0)
+                    n_values = tuned_values(&db, sp, src_hash, base, per_head ? heads[h] : 0, values);
+                for (int k = 0; k < n_values; k++)
+                    if (hr_tune_variant(sp, base, values[k], names[k], sizeof names[k], err, sizeof err) == 0)
+                        n_names = k + 1;
+                for (int v = 0; v < n_names; v++)
+                    for (int a = 0; list && a < n_targets; a++) {
+                        if (n_jobs == cap) {
+                            cap *= 2;
+                            warm_job *grown = realloc(list, sizeof *list * (size_t)cap);
+                            if (!grown) free(list);
+                            list = grown;
+                            if (!list) break;
+                        }
+                        warm_job *j = &list[n_jobs++];
+                        j->template_file = hr_kernel_templates[t].file;
+                        j->template_index = t;
+                        snprintf(j->name, sizeof j->name, "%s", names[v]);
+                        memcpy(j->target, targets[a], sizeof j->target); /* both 32 bytes, NUL-terminated */
                     }
-                    warm_job *j = &list[n_jobs++];
-                    j->template_file = hr_kernel_templates[t].file;
-                    j->template_index = t;
-                    snprintf(j->name, sizeof j->name, expr, per_head ? heads[h] : 0);
-                    memcpy(j->target, targets[a], sizeof j->target); /* both 32 bytes, NUL-terminated */
-                }
+            }
         }
+    hr_tune_db_free(&db);
     if (!list) {
         fprintf(stderr, "hybridrt cache warm: out of memory\n");
         hr_nvrtc_close(&lib);

@@ -6,6 +6,7 @@
 int hr_cmd_run(int argc, char **argv);
 int hr_cmd_version(int argc, char **argv);
 int hr_cmd_check(int argc, char **argv);
+int hr_cmd_tune(int argc, char **argv);
 int hr_cmd_tokenize(int argc, char **argv);
 int hr_cmd_devices(int argc, char **argv);
 int hr_cmd_cache(int argc, char **argv);

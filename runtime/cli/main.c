@@ -18,6 +18,7 @@ static const command commands[] = {
     {"devices", hr_cmd_devices, "list the GPUs: name, SM architecture, memory, driver"},
     {"cache", hr_cmd_cache, "the compiled-kernel cache: hybridrt cache warm|list|stats|verify|clear"},
     {"check", hr_cmd_check, "the validation gates G1-G4 on a fresh model (or ckpt=FILE): hybridrt check [key=value ...]"},
+    {"tune", hr_cmd_tune, "auto-tune the kernels on this GPU: hybridrt tune [--budget 10m] [--show] [MODEL.lua]"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

@@ -338,6 +338,9 @@ int hr_cuda_open(hr_ctx *ctx, int ordinal, const hr_cuda_options *opts) {
         return open_fail(ctx, be, "%s: cuBLAS did not start: %s", name, err);
     }
     snprintf(be->stats.gpu, sizeof be->stats.gpu, "%s (sm_%d)", be->info.name, be->info.sm);
+    snprintf(be->stats.gpu_name, sizeof be->stats.gpu_name, "%s", be->info.name);
+    snprintf(be->stats.driver, sizeof be->stats.driver, "%d.%d", be->drv->version / 1000, be->drv->version % 1000 / 10);
+    snprintf(be->stats.nvrtc, sizeof be->stats.nvrtc, "%d.%d", be->nvrtc.major, be->nvrtc.minor);
     be->mem = (hr_device_mem){.state = be, .index = ordinal, .alloc = mem_alloc, .free = mem_free, .copy = mem_copy,
                               .zero = mem_zero, .sync = mem_sync, .close = backend_close, .refs = 1};
     snprintf(be->mem.name, sizeof be->mem.name, "%s", name);

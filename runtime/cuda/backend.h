@@ -63,7 +63,9 @@ int hr_cuda_open(hr_ctx *ctx, int ordinal, const hr_cuda_options *opts);
 /* What the backend has done so far, for the start-up line and the metrics. */
 typedef struct hr_cuda_stats {
     char gpu[256];               /* "NVIDIA H100 80GB HBM3 (sm_90)" */
+    char gpu_name[256];          /* "NVIDIA H100 80GB HBM3": what names its tuning database */
     char target[32];             /* what kernels are built for: "sm_90" or "compute_121" */
+    char driver[32], nvrtc[32];  /* versions: "13.0" */
     int kernels_cached, kernels_compiled, kernels_rebuilt; /* kernels loaded from the cache / built now */
     double kernel_load_s;        /* time spent finding, compiling and loading kernels */
     hr_alloc_stats mem;          /* the caching allocator's bytes and counts */

@@ -39,7 +39,8 @@ void hr_lua_open_io(lua_State *L);       /* safetensors and token files */
 void hr_lua_open_optim(lua_State *L);    /* adamw_, sum_squares */
 void hr_lua_open_system(lua_State *L);   /* isatty, mkdir, Ctrl-C, source_dir */
 void hr_lua_open_tokenizer(lua_State *L); /* the table hr.tokenizer and the Tokenizer userdata */
-void hr_lua_open_device(lua_State *L);   /* use_device, device_stats, synchronize */
+void hr_lua_open_device(lua_State *L);   /* use_device, device_stats, synchronize, tune_force */
+void hr_lua_open_tune(lua_State *L);     /* tune_spaces, tune_source_hash, tune_record, tune_db */
 
 /* "cpu", "cuda", "cuda:N" into *dev; -1 for anything else. */
 int hr_lua_parse_device(const char *spec, hr_device *dev);

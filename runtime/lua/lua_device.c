@@ -80,6 +80,12 @@ static int l_device_stats(lua_State *L) {
     lua_createtable(L, 0, 14);
     lua_pushstring(L, st.gpu);
     lua_setfield(L, -2, "gpu");
+    lua_pushstring(L, st.gpu_name);
+    lua_setfield(L, -2, "gpu_name");
+    lua_pushstring(L, st.driver);
+    lua_setfield(L, -2, "driver");
+    lua_pushstring(L, st.nvrtc);
+    lua_setfield(L, -2, "nvrtc");
     lua_pushstring(L, st.target);
     lua_setfield(L, -2, "target");
     set_int(L, "kernels_cached", st.kernels_cached);

@@ -317,6 +317,7 @@ int luaopen_hybridrt_core(lua_State *L) {
     hr_lua_open_system(L);
     hr_lua_open_tokenizer(L);
     hr_lua_open_device(L);
+    hr_lua_open_tune(L);
     lua_pushstring(L, HR_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

@@ -157,7 +157,18 @@ if "$bin" version | grep -qE "^NVRTC: +[0-9]"; then
     expect "cache stats shows the cap" 0 "cap: +1000000 bytes" -- env HYBRIDRT_CACHE_MAX_BYTES=1000000 "$bin" cache stats
     expect "cache, a bad cap" 1 "HYBRIDRT_CACHE_MAX_BYTES=lots is not a byte count" -- \
         env HYBRIDRT_CACHE_MAX_BYTES=lots "$bin" cache stats
-    expect "cache clear" 0 "removed $((2 * n)) entries" -- "$bin" cache clear
+    # --tuned: the variants a tuned GPU loads in place of the defaults they replace (tests/cli/make_tuning_db.lua:
+    # BLOCK 128 and 512 for one norm kernel and CHUNK 32 for the WKV6 backward replace 2 defaults: 3 new kernels)
+    "$bin" run "$src/tests/cli/make_tuning_db.lua" "$work/test.tune" >/dev/null
+    expect "cache warm --tuned" 0 "kernels: 3 compiled, $((n - 2)) already cached, 0 failed" -- \
+        "$bin" cache warm --tuned "$work/test.tune" --head-size 32
+    expect "cache warm --tuned names the database" 0 "tuned: .*test.tune \(Test GPU, sm_80, 4 records\)" -- \
+        "$bin" cache warm --tuned "$work/test.tune" --head-size 32
+    expect "the tuned variants are cached" 0 "hr_group_norm_forward<float, 512> +sm_80" -- "$bin" cache list
+    expect "cache warm --tuned, no file" 1 "none.tune: cannot be read" -- "$bin" cache warm --tuned "$work/none.tune"
+    expect "cache warm --tuned, not a database" 1 "not a hybridrt tuning database" -- \
+        "$bin" cache warm --tuned "$work/plain.txt"
+    expect "cache clear" 0 "removed $((2 * n + 3)) entries" -- "$bin" cache clear
     expect "cache list, empty" 0 "no kernels cached" -- "$bin" cache list
     : >"$work/plainfile"
     expect "cache in a directory that cannot be made" 0 "not writable.*compiled in memory" -- \
@@ -166,6 +177,14 @@ if "$bin" version | grep -qE "^NVRTC: +[0-9]"; then
 else
     echo "cli: SKIPPED the cache warm tests: NVRTC not found"
 fi
+
+# hybridrt tune: refused without a GPU (after its options are checked)
+expect "tune --help" 0 "usage: hybridrt tune" -- "$bin" tune --help
+expect "tune without a GPU" 1 "hybridrt tune: needs a GPU: device=cuda: cuda:0: no NVIDIA driver" -- \
+    env HYBRIDRT_CUDA_DRIVER_LIBRARY=/nope/libcuda.so.1 "$bin" tune
+expect "tune, a bad budget" 1 "budget must look like 90s, 10m or 1h" -- "$bin" tune --budget soon
+expect "tune, an unknown option" 2 "unknown option '--fast'" -- "$bin" tune --fast
+expect "tune, a missing value" 2 "--budget needs a value" -- "$bin" tune --budget
 
 echo "cli: $passed checks passed, $failed failed"
 [ "$failed" -eq 0 ]

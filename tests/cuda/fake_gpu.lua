@@ -235,4 +235,39 @@ local ok, err = pcall(function()
 end)
 check(ok, "tiny model training steps: " .. tostring(err))
 
+-- ---- hybridrt tune end to end on the fake GPU: kernels do not run, so outputs are stale bytes and
+-- many variants are discarded as disagreeing; what is checked is the bookkeeping ----
+do
+  local db = os.tmpname()
+  os.remove(db)
+  local function tune(extra)
+    local script = assert(loadfile(hr.source_dir .. "/lua/tune.lua"))
+    local opts = {presets = "tiny", batch = 2, seq = 8, ["repeat"] = 3, db = db, budget = "5m"}
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    local saved = arg
+    arg = {opts = opts}
+    local ok_tune, err_tune = pcall(script)
+    arg = saved
+    return ok_tune, err_tune
+  end
+  local ok1, err1 = tune()
+  check(ok1, "hybridrt tune on the fake GPU: " .. tostring(err1))
+  local ok2, tdb = pcall(hr.tune_db, db)
+  check(ok2 and #tdb.records >= 1 and #tdb.records <= 6, "records written, one per case at most: " ..
+        tostring(ok2 and #tdb.records or tdb))
+  if ok2 then
+    check(tdb.gpu == "fake GPU" and tdb.arch == "compute_80", "the header names the GPU: " .. tostring(tdb.gpu))
+    local spaces = {}
+    for _, sp in ipairs(hr.tune_spaces()) do spaces[sp.kernel] = sp end
+    for _, r in ipairs(tdb.records) do
+      local sp = spaces[r.kernel]
+      check(sp and r.src == hr.tune_source_hash(sp.file) and r.knob == sp.knob and r.dtype == "f32",
+            "a record keyed by its kernel's source, knob and dtype: " .. r.kernel)
+    end
+  end
+  check(tune(), "a second tune over the same database")
+  check(tune({show = true}), "tune --show")
+  os.remove(db)
+end
+
 return {checks = checks, failures = failures, refused = refused}

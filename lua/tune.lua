@@ -4,7 +4,7 @@
 -- kernel_src/) and the shapes of the models asked for (presets, or a Lua file returning a model
 -- config), every variant runs on random inputs; one that disagrees with the default variant is
 -- discarded and reported; the others are timed (warm-up, then the median of repeats over rotated
--- input sets, each timed to the GPU's completion) and every time is written to this GPU's tuning
+-- input sets, each timed with CUDA events around the op) and every time is written to this GPU's tuning
 -- database, one record at a time (an interrupted tune keeps what it measured, and a rerun measures
 -- only what is missing). Training runs then use the fastest variant (docs/tuning.md).
 local hr = require "hybridrt"
@@ -217,12 +217,7 @@ for i, c in ipairs(cases) do
         for w = 1, 2 do sets[w % 3 + 1]() end
         hr.synchronize()
         local ts = {}
-        for r = 1, o["repeat"] do
-          local t0 = hr.clock()
-          sets[r % 3 + 1]()
-          hr.synchronize()
-          ts[r] = (hr.clock() - t0) * 1e3
-        end
+        for r = 1, o["repeat"] do ts[r] = hr.gpu_time(sets[r % 3 + 1]) end -- CUDA events around the op
         times[#times + 1] = {v, median(ts)}
       end)
       if not run_ok then

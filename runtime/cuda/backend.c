@@ -50,6 +50,7 @@ typedef struct hr_cuda_backend {
     hr_cuda_stats stats;
     hr_cuda_options opts;        /* as opened (the library tables it points to outlive the backend) */
     tuning tune;
+    void *timer[2];              /* CUevents of hr_cuda_timer_start/stop, made on first use */
     hr_device_mem mem;           /* what core sees; mem.state points back here */
 } hr_cuda_backend;
 
@@ -150,6 +151,8 @@ static void backend_close(void *state) {
         be->drv->CtxSetCurrent(be->cu_ctx);
         be->drv->CtxSynchronize();
         for (int i = 0; i < be->n_modules; i++) be->drv->ModuleUnload(be->modules[i]);
+        for (int i = 0; i < 2; i++)
+            if (be->timer[i]) be->drv->EventDestroy(be->timer[i]);
         if (be->blas_handle) be->blas->Destroy(be->blas_handle);
         hr_alloc_destroy(&be->alloc);
         be->drv->CtxSetCurrent(NULL);
@@ -546,6 +549,33 @@ int hr_cuda_memzero(hr_ctx *ctx, uint64_t device, int64_t bytes) {
     hr_cuda_backend *be = backend_of(ctx);
     if (!be) return hr_error(ctx, "the CUDA backend is not open");
     return bytes ? mem_zero(be, (void *)(uintptr_t)device, bytes, ctx->err, sizeof ctx->err) : 0;
+}
+
+/* ---- timing ---- */
+
+int hr_cuda_timer_start(hr_ctx *ctx) {
+    hr_cuda_backend *be = backend_of(ctx);
+    if (!be) return hr_error(ctx, "timer: the CUDA backend is not open");
+    char text[256];
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++)
+        if (!be->timer[i]) rc = be->drv->EventCreate(&be->timer[i], 0);
+    if (!rc) rc = be->drv->EventRecord(be->timer[0], NULL);
+    if (rc) return hr_error(ctx, "timer: %s", cu_error(be, rc, text, sizeof text));
+    return 0;
+}
+
+int hr_cuda_timer_stop(hr_ctx *ctx, double *ms) {
+    hr_cuda_backend *be = backend_of(ctx);
+    if (!be || !be->timer[0]) return hr_error(ctx, "timer: not started");
+    char text[256];
+    float t = 0;
+    int rc = be->drv->EventRecord(be->timer[1], NULL);
+    if (!rc) rc = be->drv->EventSynchronize(be->timer[1]);
+    if (!rc) rc = be->drv->EventElapsedTime(&t, be->timer[0], be->timer[1]);
+    if (rc) return hr_error(ctx, "timer: %s", cu_error(be, rc, text, sizeof text));
+    *ms = t;
+    return 0;
 }
 
 /* ---- cuBLAS ---- */

@@ -124,6 +124,12 @@ static inline uint64_t hr_cuda_ptr(const hr_tensor *t) {
     return t ? (uint64_t)(uintptr_t)hr_tensor_data(t) : 0;
 }
 
+/* GPU time between two points of the stream, by events: hr_cuda_timer_start records the first,
+ * hr_cuda_timer_stop the second, waits for it and gives the milliseconds between them (the launches
+ * enqueued in between, without the host's overheads). 0, or -1 with the context error. */
+int hr_cuda_timer_start(hr_ctx *ctx);
+int hr_cuda_timer_stop(hr_ctx *ctx, double *ms);
+
 /* ---- tuning (jit/tune_space.h, jit/tune_db.h) ---- */
 
 /* The instantiation to launch for default_expr, a registered name expression of kernel_src/file: when

@@ -50,6 +50,11 @@ int hr_cuda_driver_open(hr_cuda_driver *drv, char *err, size_t err_size) {
     LOAD(ModuleUnload, "cuModuleUnload");
     LOAD(ModuleGetFunction, "cuModuleGetFunction");
     LOAD(LaunchKernel, "cuLaunchKernel");
+    LOAD(EventCreate, "cuEventCreate");
+    LOAD(EventRecord, "cuEventRecord");
+    LOAD(EventSynchronize, "cuEventSynchronize");
+    LOAD(EventElapsedTime, "cuEventElapsedTime");
+    LOAD(EventDestroy, "cuEventDestroy_v2");
 #undef LOAD
     if (!rc) drv->DriverGetVersion(&drv->version);
     int result;

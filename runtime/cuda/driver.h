@@ -33,6 +33,12 @@ typedef struct hr_cuda_driver {
     int (*ModuleLoadData)(void **module, const void *image);
     int (*ModuleUnload)(void *module);
     int (*ModuleGetFunction)(void **function, void *module, const char *name);
+    /* events (CUevent: an opaque pointer), for timing on the GPU's clock */
+    int (*EventCreate)(void **event, unsigned flags);
+    int (*EventRecord)(void *event, void *stream);
+    int (*EventSynchronize)(void *event);
+    int (*EventElapsedTime)(float *ms, void *start, void *end);
+    int (*EventDestroy)(void *event);
     int (*LaunchKernel)(void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned shared_bytes, void *stream, void **params, void **extra);
 } hr_cuda_driver;

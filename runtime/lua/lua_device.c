@@ -115,6 +115,23 @@ static int l_device_stats(lua_State *L) {
     return 1;
 }
 
+/* hr.gpu_time(fn, ...) -> ms, results of fn: the GPU time of the work fn enqueues, between two events
+ * on the stream (waits for it to finish). */
+static int l_gpu_time(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    hr_ctx *ctx = hr_lua_ctx(L);
+    if (!ctx->devices[HR_DEVICE_CUDA]) return luaL_error(L, "gpu_time: no GPU is open (hr.use_device(\"cuda\"))");
+    if (hr_cuda_timer_start(ctx)) return hr_lua_raise(L);
+    int base = lua_gettop(L);
+    lua_call(L, base - 1, LUA_MULTRET);
+    int results = lua_gettop(L);
+    double ms;
+    if (hr_cuda_timer_stop(ctx, &ms)) return hr_lua_raise(L);
+    lua_pushnumber(L, ms);
+    lua_insert(L, 1);
+    return results + 1;
+}
+
 /* hr.tune_force(kernel, value): every launch of kernel uses its knob at value (the tuner's trials);
  * value 0 returns it to the tuning database's choice. */
 static int l_tune_force(lua_State *L) {
@@ -136,6 +153,6 @@ static int l_synchronize(lua_State *L) {
 
 static const luaL_Reg device_functions[] = {
     {"use_device", l_use_device}, {"device_stats", l_device_stats}, {"synchronize", l_synchronize},
-    {"tune_force", l_tune_force}, {NULL, NULL}};
+    {"tune_force", l_tune_force}, {"gpu_time", l_gpu_time}, {NULL, NULL}};
 
 void hr_lua_open_device(lua_State *L) { luaL_setfuncs(L, device_functions, 0); }

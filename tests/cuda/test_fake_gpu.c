@@ -491,6 +491,27 @@ static int fake_CtxSetCurrent(void *ctx) {
 }
 static int fake_CtxSynchronize(void) { return CU_OK; } /* kernels "finish" at launch */
 
+/* Events: handles counted so every one made is destroyed; the elapsed time is the launches in between
+ * (kernels "take" 1 microsecond each), which is what the tuner's timing needs to be consistent. */
+static int events_made, events_destroyed, event_objects[8];
+static int64_t event_stamp[8];
+static int fake_EventCreate(void **event, unsigned flags) {
+    if (flags != 0 || events_made == 8) return CU_INVALID_VALUE;
+    *event = &event_objects[events_made++];
+    return CU_OK;
+}
+static int fake_EventRecord(void *event, void *stream) {
+    if (stream != NULL) return CU_INVALID_VALUE;
+    event_stamp[(int *)event - event_objects] = launches;
+    return CU_OK;
+}
+static int fake_EventSynchronize(void *event) { return event ? CU_OK : CU_INVALID_HANDLE; }
+static int fake_EventElapsedTime(float *ms, void *start, void *end) {
+    *ms = (float)(event_stamp[(int *)end - event_objects] - event_stamp[(int *)start - event_objects]) * 1e-3f;
+    return CU_OK;
+}
+static int fake_EventDestroy(void *event) { return event ? (events_destroyed++, CU_OK) : CU_INVALID_HANDLE; }
+
 static const hr_cuda_driver fake_driver = {
     .path = "fake driver (tests/cuda/test_fake_gpu.c)", .version = 13000,
     .Init = fake_Init, .DriverGetVersion = fake_DriverGetVersion, .DeviceGetCount = fake_DeviceGetCount,
@@ -501,7 +522,9 @@ static const hr_cuda_driver fake_driver = {
     .MemFree = fake_MemFree, .MemcpyHtoD = fake_MemcpyHtoD, .MemcpyDtoH = fake_MemcpyDtoH,
     .MemcpyDtoD = fake_MemcpyDtoD, .MemsetD8 = fake_MemsetD8, .ModuleLoadData = fake_ModuleLoadData,
     .ModuleUnload = fake_ModuleUnload, .ModuleGetFunction = fake_ModuleGetFunction,
-    .LaunchKernel = fake_LaunchKernel,
+    .LaunchKernel = fake_LaunchKernel, .EventCreate = fake_EventCreate, .EventRecord = fake_EventRecord,
+    .EventSynchronize = fake_EventSynchronize, .EventElapsedTime = fake_EventElapsedTime,
+    .EventDestroy = fake_EventDestroy,
 };
 
 /* ---- the fake cuBLAS: column-major strided-batched GEMM on the host, bounds-checked ---- */
@@ -979,6 +1002,7 @@ int main(void) {
     unsetenv("HYBRIDRT_TUNING");
     unlink(tune_path);
 
+    CHECK(events_made == events_destroyed, "%d events made, %d destroyed", events_made, events_destroyed);
     CHECK(mem.n == 0, "after closing, %d allocations (%llu bytes) are still on the fake device", mem.n,
           (unsigned long long)mem.bytes);
     CHECK(mem.allocs == mem.frees, "%lld cuMemAlloc, %lld cuMemFree", (long long)mem.allocs, (long long)mem.frees);

@@ -23,6 +23,15 @@ typedef struct {
 #define KERNEL_SLOTS 1024 /* a power of two, well above the ~300 name expressions there are */
 #define MAX_SPACES 64
 
+/* A choice made before: launches of one op at one shape repeat every step, so each (instantiation,
+ * shape) is looked up in the database once. */
+#define TUNE_MEMO 256 /* a power of two */
+typedef struct {
+    char key[224];                   /* default expression | head | dims; "" when empty */
+    char expr[128];
+    int value;
+} tune_memo;
+
 /* What the tuner declared and measured, and what it forces now. */
 typedef struct {
     hr_tune_space spaces[MAX_SPACES];
@@ -30,6 +39,7 @@ typedef struct {
     hr_tune_db db;                   /* empty when no database was found */
     char src_hash[MAX_SPACES][17];   /* per space: its template's source hash ("" until needed) */
     int forced[MAX_SPACES];          /* per space: a value forced by hr_cuda_tune_force, or 0 */
+    tune_memo memo[TUNE_MEMO];       /* cleared when a value is forced */
 } tuning;
 
 typedef struct hr_cuda_backend {
@@ -166,6 +176,12 @@ static void backend_close(void *state) {
     free(be);
 }
 
+static uint64_t hash_name(const char *s) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
 /* ---- tuning ---- */
 
 /* The tuning spaces of the templates and this GPU's database: HYBRIDRT_TUNING names a file (or "off"),
@@ -233,6 +249,7 @@ int hr_cuda_tune_force(hr_ctx *ctx, const char *kernel, int value) {
     if (!listed) return hr_error(ctx, "tune: %s=%d is not in %s's space (%s:%d)", s->params[s->knob], value, kernel,
                                  s->file, s->line);
     be->tune.forced[i] = value;
+    for (int k = 0; k < TUNE_MEMO; k++) be->tune.memo[k].key[0] = '\0';
     return 0;
 }
 
@@ -241,6 +258,17 @@ int hr_cuda_tuned(hr_ctx *ctx, const char *file, const char *default_expr, int h
     hr_cuda_backend *be = backend_of(ctx);
     if (!be) return hr_error(ctx, "%s: the CUDA backend is not open", default_expr);
     tuning *t = &be->tune;
+    char key[224];
+    int used = snprintf(key, sizeof key, "%s|%d", default_expr, head);
+    for (int k = 0; k < n_dims && used > 0 && (size_t)used < sizeof key; k++)
+        used += snprintf(key + used, sizeof key - (size_t)used, "|%lld", (long long)dims[k]);
+    bool memo_ok = used > 0 && (size_t)used < sizeof key;
+    tune_memo *m = &t->memo[hash_name(key) & (TUNE_MEMO - 1)];
+    if (memo_ok && strcmp(m->key, key) == 0) {
+        snprintf(out, out_size, "%s", m->expr);
+        *value = m->value;
+        return 0;
+    }
     char kernel[64], args[HR_TUNE_MAX_PARAMS][32], err[512];
     int n_args = hr_tune_split_expr(default_expr, kernel, sizeof kernel, args, HR_TUNE_MAX_PARAMS);
     int i = n_args > 0 ? space_index(t, kernel) : -1;
@@ -266,6 +294,11 @@ int hr_cuda_tuned(hr_ctx *ctx, const char *file, const char *default_expr, int h
         if (hr_tune_variant(s, default_expr, choice, out, out_size, err, sizeof err)) return hr_error(ctx, "%s", err);
     }
     *value = choice;
+    if (memo_ok && strlen(out) < sizeof m->expr) { /* a slot holds the latest choice that hashed to it */
+        snprintf(m->key, sizeof m->key, "%s", key);
+        snprintf(m->expr, sizeof m->expr, "%s", out);
+        m->value = choice;
+    }
     return 0;
 }
 
@@ -396,11 +429,6 @@ static bool registered_exactly(const char *file, const char *name_expression) {
     return false;
 }
 
-static uint64_t hash_name(const char *s) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 /* Registered, or a variant of a registered instantiation within its kernel's tuning space (what
  * `cache warm --tuned` builds). */

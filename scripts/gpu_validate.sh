@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU validation run, in one call on a GPU machine (the device tool's, or any with a driver):
 #   bash scripts/gpu_validate.sh [BUILD_DIR]      (default build/; OUT=folder for the logs, default gpu-report/)
-# Uses the binary in BUILD_DIR when it runs there (carry it), else builds one. Then: the GPU smoke
+# Uses the binary in BUILD_DIR when it runs there (on the device tool's machines: carry the folder
+# scripts/gpu_bundle.sh makes, gpu-bundle, whose libs/ hold what their image lacks), else builds one. Then: the GPU smoke
 # test, every GPU op against the CPU (tests/gpu), the training-step benchmark per preset on the GPU and
 # on the CPU, a 200-step training run on the GPU, and the cold vs warm kernel-cache start. Every log
 # goes to $OUT; a summary table is printed last. Record the results in docs/gpu-validation.md.
@@ -15,6 +16,8 @@ summary=()
 note() { summary+=("$1"); }
 
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
+# a bundle from scripts/gpu_bundle.sh carries the libraries the machine's image may lack
+[ -d "$BUILD/libs" ] && export LD_LIBRARY_PATH="$(cd "$BUILD/libs" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 if ! "$BUILD/hybridrt" version > "$OUT/version.txt" 2>&1; then
   echo "the carried binary does not run here; building" | tee "$OUT/build.txt"
   BUILD=build-gpu

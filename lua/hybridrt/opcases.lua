@@ -98,6 +98,38 @@ function M.list()
   return out
 end
 
+-- Cases at the sizes the GPU kernels are specialized for, for the GPU-vs-CPU suites (tests/gpu,
+-- tests/cuda/fake_gpu.lua): WKV6 and the SSD scan at every head size with T = 37 (no multiple of a
+-- chunk) and B*H > 1, and a cross-entropy over 300 classes (more than a block of 256) with an ignored
+-- target. Too large for finite differences; same form as M.list().
+function M.gpu_list()
+  local out = {}
+  for _, N in ipairs({32, 64, 128}) do
+    local B, T, H = 2, 37, 2
+    out[#out + 1] = {name = "wkv6 N=" .. N .. " T=37", make = function()
+      return {p({B, T, H, N}, D), p({B, T, H, N}, D), p({B, T, H, N}, D), pos({B, T, H, N}, -3, 0.5), p({H, N}, D),
+              p({B, H, N, N}, D)}
+    end, fn = function(r, k, v, w, u, s0)
+      local y, sT = hr.wkv6(r, k, v, w, u, s0)
+      return hr.concat({y:view(-1), sT:view(-1)}, 1)
+    end}
+    out[#out + 1] = {name = "ssd_scan P=" .. N .. " T=37", make = function()
+      return {p({B, T, H, N}, D), pos({B, T, H}, 0.01, 0.5), pos({H}, -4, -1), p({B, T, 1, 16}, D),
+              p({B, T, 1, 16}, D), p({H}, D), p({B, H, N, 16}, D)}
+    end, fn = function(x, dt, A, Bm, C, Dk, h0)
+      local y, hT = hr.ssd_scan(x, dt, A, Bm, C, Dk, h0)
+      return hr.concat({y:view(-1), hT:view(-1)}, 1)
+    end}
+  end
+  out[#out + 1] = {name = "cross_entropy V=300 (rows of 256 threads, ragged)", make = function()
+    local tg = hr.zeros({3, 7}, "i64")
+    for i = 1, 3 do for j = 1, 7 do tg:set(i, j, (i * 37 + j * 11) % 300) end end
+    tg:set(2, 3, -100)
+    return {p({3, 7, 300}, D), tg}
+  end, fn = function(logits, targets) return hr.cross_entropy(logits, targets):view(1) end}
+  return out
+end
+
 -- Runs every case through hr.gradcheck; returns rows {name, worst, errors}.
 function M.run(opts)
   local rows = {}

@@ -104,32 +104,7 @@ for k, c in ipairs(opcases.list()) do
 end
 
 -- ---- the sequence kernels at every head size, T = 37 (not a multiple of 16 or 32), B*H > 1 ----
-local function p(shape) return hr.randn(shape, "f64"):requires_grad_() end
-local function pos(shape, lo, hi) return hr.uniform(shape, lo, hi, "f64"):requires_grad_() end
-local big = {}
-for _, N in ipairs({32, 64, 128}) do
-  local B, T, H = 2, 37, 2
-  big[#big + 1] = {name = "wkv6 N=" .. N .. " T=37", make = function()
-    return {p({B, T, H, N}), p({B, T, H, N}), p({B, T, H, N}), pos({B, T, H, N}, -3, 0.5), p({H, N}),
-            p({B, H, N, N})}
-  end, fn = function(r, k, v, w, u, s0)
-    local y, sT = hr.wkv6(r, k, v, w, u, s0)
-    return hr.concat({y:view(-1), sT:view(-1)}, 1)
-  end}
-  big[#big + 1] = {name = "ssd_scan P=" .. N .. " T=37", make = function()
-    return {p({B, T, H, N}), pos({B, T, H}, 0.01, 0.5), pos({H}, -4, -1), p({B, T, 1, 16}), p({B, T, 1, 16}),
-            p({H}), p({B, H, N, 16})}
-  end, fn = function(x, dt, A, Bm, C, D, h0)
-    local y, hT = hr.ssd_scan(x, dt, A, Bm, C, D, h0)
-    return hr.concat({y:view(-1), hT:view(-1)}, 1)
-  end}
-end
-big[#big + 1] = {name = "cross_entropy V=300 (rows of 256 threads, ragged)", make = function()
-  local tg = hr.zeros({3, 7}, "i64")
-  for i = 1, 3 do for j = 1, 7 do tg:set(i, j, (i * 37 + j * 11) % 300) end end
-  tg:set(2, 3, -100)
-  return {p({3, 7, 300}), tg}
-end, fn = function(logits, targets) return hr.cross_entropy(logits, targets):view(1) end}
+local big = opcases.gpu_list()
 for k, c in ipairs(big) do
   check_case(c, "f64", 3000 + k)
   check_case(c, "f32", 4000 + k)

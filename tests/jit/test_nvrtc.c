@@ -13,6 +13,7 @@
 #include "cuda/driver.h"
 #include "jit/kernels.h"
 #include "jit/nvrtc.h"
+#include "jit/tune_space.h"
 #include "test_util.h"
 
 /* One compile without headers. */
@@ -24,8 +25,10 @@ static int compile(const hr_nvrtc *lib, const char *src, const char *src_name, c
     return hr_nvrtc_compile(lib, &job, out, err, err_size);
 }
 
-/* Every name expression of a template, head sizes expanded. Returns the count. */
-static int expand_names(const hr_kernel_template *t, char names[][128], int max) {
+/* Every name expression of a template, head sizes expanded, and every other value its tuning space
+ * (@tune) allows for it: what `cache warm` and `cache warm --tuned` may build. Returns the count. */
+static int expand_names(const hr_kernel_template *t, const hr_tune_space *spaces, int n_spaces, char names[][128],
+                        int max) {
     static const int head_sizes[] = {32, 64, 128};
     int n = 0;
     for (int k = 0; t->name_expressions[k]; k++) {
@@ -34,6 +37,15 @@ static int expand_names(const hr_kernel_template *t, char names[][128], int max)
         } else if (n < max) {
             snprintf(names[n++], 128, "%s", t->name_expressions[k]);
         }
+    }
+    for (int i = 0, registered = n; i < registered; i++) {
+        char kernel[64], args[HR_TUNE_MAX_PARAMS][32], err[256];
+        if (hr_tune_split_expr(names[i], kernel, sizeof kernel, args, HR_TUNE_MAX_PARAMS) < 1) continue;
+        const hr_tune_space *s = hr_tune_space_find(spaces, n_spaces, kernel);
+        int values[HR_TUNE_MAX_VALUES], n_values = s ? hr_tune_allowed_values(s, names[i], values) : 0;
+        for (int v = 0; v < n_values && n < max; v++)
+            if (values[v] != s->default_value && hr_tune_variant(s, names[i], values[v], names[n], 128, err, sizeof err) == 0)
+                n++;
     }
     return n;
 }
@@ -63,15 +75,18 @@ static void test_templates(const hr_nvrtc *lib, const char *dir) {
         if (!header_sources[loaded]) break;
     }
     CHECK(n_headers >= 1, "kernel_src/common.cuh is in the binary (%d headers)", n_headers);
+    static hr_tune_space spaces[64];
+    int n_spaces = 0;
+    CHECK(hr_tune_spaces_load(spaces, 64, &n_spaces, err, sizeof err) == 0, "tuning spaces: %s", err);
     for (int t = 0; t < hr_kernel_template_count; t++) {
         const char *file = hr_kernel_templates[t].file;
         size_t size = 0;
         char *src = hr_kernel_source(file, &size, err, sizeof err);
         CHECK(src != NULL && size > 0, "template %s: %s", file, err);
         if (!src) continue;
-        char names[64][128];
-        const char *more[64];
-        int n_names = expand_names(&hr_kernel_templates[t], names, 64);
+        char names[128][128];
+        const char *more[128];
+        int n_names = expand_names(&hr_kernel_templates[t], spaces, n_spaces, names, 128);
         for (int k = 1; k < n_names; k++) more[k - 1] = names[k];
         /* every instantiation in one program per target: one compile, one module; targets in parallel
          * (NVRTC compiles distinct programs concurrently), the checks one thread at a time */

@@ -20,7 +20,7 @@ local data_lib = require "hybridrt.data"
 local SPEC = {
   {"preset", "string", "tiny", "model size: tiny, small, medium, large, rwkv6, mamba2"},
   {"arch", "string", nil, "hybrid | rwkv | mamba"},
-  {"fusion", "string", nil, "gate | gains | concat | scalar"},
+  {"fusion", "string", nil, "gains | gate | concat | scalar (default gains)"},
   {"ffn", "string", nil, "gelu | cmix | none"},
   {"head_size", "integer", nil, "RWKV-6 head size: 32, 64 or 128"},
   {"d_model", "integer", nil, "override the preset's width"},

@@ -15,7 +15,7 @@ local ckpt = require "hybridrt.checkpoint"
 local SPEC = {
   {"preset", "string", "tiny", "model size: tiny, small, medium, large, rwkv6, mamba2"},
   {"arch", "string", nil, "hybrid | rwkv | mamba (default: the preset's)"},
-  {"fusion", "string", nil, "hybrid fusion: gate | gains | concat | scalar (default gate)"},
+  {"fusion", "string", nil, "hybrid fusion: gains | gate | concat | scalar (default gains)"},
   {"ffn", "string", nil, "gelu | cmix | none (default gelu; cmix for rwkv, none for mamba)"},
   {"head_size", "integer", nil, "RWKV-6 head size: 32, 64 or 128 (default 32)"},
   {"d_model", "integer", nil, "override the preset's width"},

@@ -1,5 +1,5 @@
 -- hybridrt run scripts/bench_train.lua [presets=tiny,small,...] [batch=16] [seq=64] [repeat=3] [threads=N]
---                                     [device=cpu|cuda|auto]
+--                                     [device=cpu|cuda|auto] [fusion=gains|gate|concat|scalar]
 --
 -- Tokens per second of a whole training step (forward, backward and the AdamW update, the graph
 -- replayed from one capture as train.lua runs it) for each model preset on this machine. Prints the
@@ -14,8 +14,16 @@ local o = arg.opts
 
 if o.help or arg[1] == "--help" or arg[1] == "-h" then
   print("usage: hybridrt run scripts/bench_train.lua [presets=tiny,small,medium,large,rwkv6,mamba2] " ..
-        "[batch=16] [seq=64] [repeat=3] [threads=N] [device=cpu|cuda|auto] [profile=true]")
+        "[batch=16] [seq=64] [repeat=3] [threads=N] [device=cpu|cuda|auto] [fusion=NAME] [profile=true]")
   return
+end
+local KNOWN = {"presets", "batch", "seq", "repeat", "threads", "device", "fusion", "profile", "help"}
+for k in pairs(o) do
+  local known = false
+  for _, v in ipairs(KNOWN) do known = known or k == v end
+  if not known then
+    error(string.format("bench_train: unknown option '%s' (valid: %s)", tostring(k), table.concat(KNOWN, ", ")), 0)
+  end
 end
 local B, T, reps = o.batch or 16, o.seq or 64, o["repeat"] or 3
 if math.type(B) ~= "integer" or B < 1 or math.type(T) ~= "integer" or T < 1 then
@@ -44,7 +52,9 @@ print(string.format("hybridrt training-step benchmark: batch %d x seq %d = %d to
 print(string.format("%-8s %-7s %10s %12s %12s %12s", "preset", "arch", "params", "ms/step", "tokens/s", "GFLOP/s"))
 for _, name in ipairs(presets) do
   hr.manual_seed(1)
-  local model = hr.build_model({preset = name})
+  -- fusion= applies to the hybrid presets only (the pure stacks have no fusion)
+  local arch = model_lib.presets[name].arch or "hybrid"
+  local model = hr.build_model({preset = name, fusion = arch == "hybrid" and o.fusion or nil})
   if device ~= "cpu" then model.store:to(device) end
   local opt = optim.adamw(model.store, {weight_decay = 0.1, clip = 1.0})
   local ids = {}

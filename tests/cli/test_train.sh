@@ -1,9 +1,9 @@
 #!/bin/bash
 # End-to-end tests of train.lua, sample.lua and hybridrt check on a small model: a short run writes
 # metrics and checkpoints, a resumed run reproduces the uninterrupted run's losses exactly, Ctrl-C
-# saves before stopping, sampling runs from the checkpoint, the gates run (fresh and on a checkpoint), the
-# same seed repeats a run bitwise, accumulation and the time limit work, and bad inputs fail with
-# a clear message without touching existing checkpoints.
+# saves before stopping, sampling runs from the checkpoint, the gates run (fresh and on a checkpoint;
+# the default model passes all four), the same seed repeats a run bitwise, accumulation and the time
+# limit work, and bad inputs fail with a clear message without touching existing checkpoints.
 # usage: test_train.sh path/to/hybridrt
 set -u
 BIN=$(realpath "$1")
@@ -72,6 +72,11 @@ check "grep -q '^G1 PASS' gates.log && grep -q '^G2 PASS' gates.log && grep -q '
   "gate lines: $(cat gates.log)"
 check "( [ $rc -ne 0 ] && grep -q '^G. FAIL' gates.log ) || ( [ $rc -eq 0 ] && ! grep -q '^G. FAIL' gates.log )" \
   "check exit status $rc does not follow the FAIL lines"
+# the default model (tiny hybrid, gains fusion, the bundled corpus, 100 steps: about 70 s) passes all four
+"$BIN" check > gates_default.log 2>&1
+rc=$?
+check "[ $rc -eq 0 ] && grep -q '^gates: 4 PASS, 0 WARN, 0 FAIL' gates_default.log" \
+  "the default model's gates: $(grep '^G\|^gates' gates_default.log)"
 "$BIN" check ckpt=full/latest.safetensors data=corpus.txt batch=8 seq=32 steps=4 > gates_ckpt.log 2>&1
 check "grep -q '^checkpoint: full/latest.safetensors' gates_ckpt.log && grep -q '^G1 PASS' gates_ckpt.log && \
   grep -q '^G2 SKIP' gates_ckpt.log && grep -q '^G4 ' gates_ckpt.log" "gates on a checkpoint: $(cat gates_ckpt.log)"

@@ -40,7 +40,7 @@ t.case("reference names and shapes", function()
     ["blocks.1.mamba.conv1d.weight"] = "160x1x4", ["blocks.1.mamba.conv1d.bias"] = "160",
     ["blocks.1.mamba.dt_bias"] = "4", ["blocks.1.mamba.A_log"] = "4", ["blocks.1.mamba.D"] = "4",
     ["blocks.1.mamba.norm.weight"] = "128", ["blocks.1.mamba.out_proj.weight"] = "64x128",
-    ["blocks.1.fuse.gate.weight"] = "1x128", ["blocks.1.fuse.gate.bias"] = "1",
+    ["blocks.1.fuse.gain_rwkv"] = "64", ["blocks.1.fuse.gain_mamba"] = "64",
     ["blocks.1.ffn.time_maa_k"] = "1x1x64", ["blocks.1.ffn.key.weight"] = "224x64",
     ["blocks.1.ffn.value.weight"] = "64x224", ["blocks.1.ffn.receptance.weight"] = "64x64",
     ["ln_out.weight"] = "64",
@@ -49,6 +49,10 @@ t.case("reference names and shapes", function()
     t.check(shapes[name] == shape, string.format("%s: %s, expected %s", name, tostring(shapes[name]), shape))
   end
   t.check(shapes["head.weight"] == nil, "the head is tied to the embedding by default")
+  local gated = {}
+  for name, p in hr.build_model(small({fusion = "gate"})):named_parameters() do gated[name] = table.concat(p.shape, "x") end
+  t.check(gated["blocks.1.fuse.gate.weight"] == "1x128" and gated["blocks.1.fuse.gate.bias"] == "1"
+          and gated["blocks.1.fuse.gain_rwkv"] == nil, "fusion=gate: gate.weight (1x128), gate.bias (1)")
   local untied = hr.build_model(small({tie_embeddings = false}))
   local found = false
   for name in untied:named_parameters() do found = found or name == "head.weight" end
@@ -101,8 +105,13 @@ t.case("reference initialisation", function()
     t.check(dt >= 0.001 * (1 - 1e-5) and dt <= 0.1 * (1 + 1e-5), "dt in [0.001, 0.1]: " .. dt)
     t.near(p["blocks.0.mamba.D"]:get(h), 1, 0, "D = 1")
   end
-  -- the gate starts at exactly p = 0.3
-  t.near(1 / (1 + math.exp(-p["blocks.0.fuse.gate.bias"]:get(1))), 0.3, 1e-6, "gate bias = logit(0.3)")
+  -- the default fusion's gains start at 0.7 (RWKV) and 0.3 (Mamba); the gate fusion at exactly p = 0.3
+  t.near(p["blocks.2.fuse.gain_rwkv"]:get(17), 0.7, 1e-7, "gain_rwkv starts at 0.7")
+  t.near(p["blocks.2.fuse.gain_mamba"]:get(64), 0.3, 1e-7, "gain_mamba starts at 0.3")
+  local gp = {}
+  for name, q in hr.build_model(small({fusion = "gate", gate_p = 0.25})):named_parameters() do gp[name] = q end
+  t.near(1 / (1 + math.exp(-gp["blocks.0.fuse.gate.bias"]:get(1))), 0.25, 1e-6, "gate bias = logit(gate_p)")
+  t.check(hr.sum_squares(gp["blocks.0.fuse.gate.weight"]) == 0, "gate weight starts at zero")
   -- the same seed gives the same model
   hr.manual_seed(5)
   local m2 = hr.build_model(small({n_layer = 3}))
@@ -140,7 +149,7 @@ local function check_recurrent(over, label)
 end
 
 t.case("recurrent equals parallel", function()
-  check_recurrent({}, "hybrid gate gelu")
+  check_recurrent({fusion = "gate"}, "hybrid gate gelu")
   check_recurrent({ffn = "cmix", fusion = "gains"}, "hybrid gains cmix")
   check_recurrent({arch = "rwkv"}, "rwkv cmix")
   check_recurrent({arch = "mamba"}, "mamba")
@@ -170,7 +179,7 @@ end)
 
 t.case("config errors name the problem", function()
   t.raises(function() hr.build_model({preset = "huge"}) end, "unknown preset 'huge'", "tiny, small")
-  t.raises(function() hr.build_model({fusion = "sum"}) end, "unknown fusion 'sum'", "gate, gains, concat, scalar")
+  t.raises(function() hr.build_model({fusion = "sum"}) end, "unknown fusion 'sum'", "gains, gate, concat, scalar")
   t.raises(function() hr.build_model({arch = "gpt"}) end, "unknown arch 'gpt'")
   t.raises(function() hr.build_model({head_size = 48}) end, "head_size must be 32, 64 or 128")
   t.raises(function() hr.build_model({d_model = 96, head_size = 64}) end, "not a multiple of head_size")

@@ -42,6 +42,6 @@ function M.scalar(store, prefix, cfg, opts)
   return function(r, m) return m + p.alpha * (r - m) end
 end
 
-M.names = {"gate", "gains", "concat", "scalar"}
+M.names = {"gains", "gate", "concat", "scalar"}   -- the default first
 
 return M

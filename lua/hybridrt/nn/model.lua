@@ -26,7 +26,7 @@ M.preset_names = {"tiny", "small", "medium", "large", "rwkv6", "mamba2"}
 M.archs = {"hybrid", "rwkv", "mamba"}
 
 local defaults = {
-  arch = "hybrid", fusion = "gate", head_size = 32, vocab_size = 256,
+  arch = "hybrid", fusion = "gains", head_size = 32, vocab_size = 256,
   d_state = 64, headdim = 64, expand = 2, ngroups = 1, gate_p = 0.3,
   tie_embeddings = true, norm_eps = 1e-6, mamba_lr_mult = 1,
 }

@@ -1,5 +1,5 @@
 -- hybridrt run scripts/bench_train.lua [presets=tiny,small,...] [batch=16] [seq=64] [repeat=3] [threads=N]
---                                     [device=cpu|cuda|auto] [fusion=gains|gate|concat|scalar]
+--                                     [device=cpu|cuda|auto] [fusion=gains|gate|concat|scalar] (--help)
 --
 -- Tokens per second of a whole training step (forward, backward and the AdamW update, the graph
 -- replayed from one capture as train.lua runs it) for each model preset on this machine. Prints the
@@ -10,33 +10,33 @@
 local hr = require "hybridrt"
 local model_lib = require "hybridrt.nn.model"
 local optim = require "hybridrt.optim"
-local o = arg.opts
+local options = require "hybridrt.options"
 
-if o.help or arg[1] == "--help" or arg[1] == "-h" then
-  print("usage: hybridrt run scripts/bench_train.lua [presets=tiny,small,medium,large,rwkv6,mamba2] " ..
-        "[batch=16] [seq=64] [repeat=3] [threads=N] [device=cpu|cuda|auto] [fusion=NAME] [profile=true]")
+local SPEC = {
+  {"presets", "string", table.concat(model_lib.preset_names, ","), "comma-separated presets to measure"},
+  {"batch", "integer", 16, "sequences per step"},
+  {"seq", "integer", 64, "tokens per sequence"},
+  {"repeat", "integer", 3, "timed steps per preset (after one warm-up); the median is printed"},
+  {"threads", "integer", nil, "CPU threads (default: all cores)"},
+  {"device", "string", "cpu", "cpu | cuda | cuda:N | auto"},
+  {"fusion", "string", nil, "the hybrid presets' fusion: gains | gate | concat | scalar (default gains)"},
+  {"profile", "boolean", false, "also print each preset's step time op by op"},
+}
+local o = options.parse(SPEC, arg, "bench_train")
+if o.help then
+  print(options.help(SPEC, "usage: hybridrt run scripts/bench_train.lua [key=value ...]"))
   return
 end
-local KNOWN = {"presets", "batch", "seq", "repeat", "threads", "device", "fusion", "profile", "help"}
-for k in pairs(o) do
-  local known = false
-  for _, v in ipairs(KNOWN) do known = known or k == v end
-  if not known then
-    error(string.format("bench_train: unknown option '%s' (valid: %s)", tostring(k), table.concat(KNOWN, ", ")), 0)
-  end
-end
-local B, T, reps = o.batch or 16, o.seq or 64, o["repeat"] or 3
-if math.type(B) ~= "integer" or B < 1 or math.type(T) ~= "integer" or T < 1 then
-  error("bench_train: batch and seq must be positive integers", 0)
-end
-if math.type(reps) ~= "integer" or reps < 1 then error("bench_train: repeat must be a positive integer", 0) end
+local B, T, reps = o.batch, o.seq, o["repeat"]
+if B < 1 or T < 1 then error("bench_train: batch and seq must be positive integers", 0) end
+if reps < 1 then error("bench_train: repeat must be a positive integer", 0) end
 if o.threads then hr.set_num_threads(o.threads) end
-local device, why = hr.use_device(o.device or "cpu")
+local device, why = hr.use_device(o.device)
 if why then print("device: cpu (no usable GPU: " .. why .. ")") end
 -- A GPU step is timed to its end: the launches are asynchronous.
 local function sync() if device ~= "cpu" then hr.synchronize() end end
 local presets = {}
-for name in tostring(o.presets or table.concat(model_lib.preset_names, ",")):gmatch("[^,]+") do
+for name in o.presets:gmatch("[^,]+") do
   if not model_lib.presets[name] then
     error(string.format("bench_train: unknown preset '%s' (valid: %s)", name,
                         table.concat(model_lib.preset_names, ", ")), 0)

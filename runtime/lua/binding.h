@@ -42,6 +42,10 @@ void hr_lua_open_tokenizer(lua_State *L); /* the table hr.tokenizer and the Toke
 void hr_lua_open_device(lua_State *L);   /* use_device, device_stats, synchronize, tune_force */
 void hr_lua_open_tune(lua_State *L);     /* tune_spaces, tune_source_hash, tune_record, tune_db */
 
+/* t[key] = v for the table on top of the stack (result tables of stats and listings). */
+void hr_lua_set_int(lua_State *L, const char *key, lua_Integer v);
+void hr_lua_set_str(lua_State *L, const char *key, const char *v);
+
 /* "cpu", "cuda", "cuda:N" into *dev; -1 for anything else. */
 int hr_lua_parse_device(const char *spec, hr_device *dev);
 /* The device named at arg (raising on a bad name or a GPU that does not open). */

@@ -63,11 +63,6 @@ static int l_use_device(lua_State *L) {
     return 1;
 }
 
-static void set_int(lua_State *L, const char *key, int64_t v) {
-    lua_pushinteger(L, (lua_Integer)v);
-    lua_setfield(L, -2, key);
-}
-
 /* hr.device_stats() -> nil on the CPU, else {gpu, target, kernels_cached, kernels_compiled,
  * kernels_rebuilt, kernel_load_s, launches, mem_in_use, mem_peak, mem_reserved, mem_peak_reserved,
  * raw_allocs, cache_warning} */
@@ -88,17 +83,17 @@ static int l_device_stats(lua_State *L) {
     lua_setfield(L, -2, "nvrtc");
     lua_pushstring(L, st.target);
     lua_setfield(L, -2, "target");
-    set_int(L, "kernels_cached", st.kernels_cached);
-    set_int(L, "kernels_compiled", st.kernels_compiled);
-    set_int(L, "kernels_rebuilt", st.kernels_rebuilt);
+    hr_lua_set_int(L, "kernels_cached", st.kernels_cached);
+    hr_lua_set_int(L, "kernels_compiled", st.kernels_compiled);
+    hr_lua_set_int(L, "kernels_rebuilt", st.kernels_rebuilt);
     lua_pushnumber(L, st.kernel_load_s);
     lua_setfield(L, -2, "kernel_load_s");
-    set_int(L, "launches", st.launches);
-    set_int(L, "mem_in_use", (int64_t)st.mem.in_use);
-    set_int(L, "mem_peak", (int64_t)st.mem.peak_in_use);
-    set_int(L, "mem_reserved", (int64_t)st.mem.reserved);
-    set_int(L, "mem_peak_reserved", (int64_t)st.mem.peak_reserved);
-    set_int(L, "raw_allocs", (int64_t)st.mem.raw_allocs);
+    hr_lua_set_int(L, "launches", st.launches);
+    hr_lua_set_int(L, "mem_in_use", (int64_t)st.mem.in_use);
+    hr_lua_set_int(L, "mem_peak", (int64_t)st.mem.peak_in_use);
+    hr_lua_set_int(L, "mem_reserved", (int64_t)st.mem.reserved);
+    hr_lua_set_int(L, "mem_peak_reserved", (int64_t)st.mem.peak_reserved);
+    hr_lua_set_int(L, "raw_allocs", (int64_t)st.mem.raw_allocs);
     if (st.cache_warning[0]) {
         lua_pushstring(L, st.cache_warning);
         lua_setfield(L, -2, "cache_warning");
@@ -107,7 +102,7 @@ static int l_device_stats(lua_State *L) {
         lua_pushstring(L, st.tuning_file);
         lua_setfield(L, -2, "tuning_file");
     }
-    set_int(L, "tuning_records", st.tuning_records);
+    hr_lua_set_int(L, "tuning_records", st.tuning_records);
     if (st.tuning_warning[0]) {
         lua_pushstring(L, st.tuning_warning);
         lua_setfield(L, -2, "tuning_warning");

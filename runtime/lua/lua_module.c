@@ -72,6 +72,16 @@ void hr_lua_account_tensor(lua_State *L, int64_t nbytes) {
 
 int hr_lua_raise(lua_State *L) { return luaL_error(L, "%s", hr_last_error(hr_lua_ctx(L))); }
 
+void hr_lua_set_int(lua_State *L, const char *key, lua_Integer v) {
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, key);
+}
+
+void hr_lua_set_str(lua_State *L, const char *key, const char *v) {
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, key);
+}
+
 /* ---- autograd controls ---- */
 
 /* hr.no_grad(fn, ...): calls fn with gradient recording off, restoring the mode even on error. */

@@ -13,16 +13,6 @@
 
 #define MAX_SPACES 64
 
-static void set_str(lua_State *L, const char *key, const char *v) {
-    lua_pushstring(L, v);
-    lua_setfield(L, -2, key);
-}
-
-static void set_int(lua_State *L, const char *key, lua_Integer v) {
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, key);
-}
-
 /* hr.tune_spaces() -> {{kernel, file, line, knob, values = {...}, default, require, params = {...}}, ...} */
 static int l_tune_spaces(lua_State *L) {
     hr_tune_space spaces[MAX_SPACES];
@@ -33,12 +23,12 @@ static int l_tune_spaces(lua_State *L) {
     for (int i = 0; i < n; i++) {
         const hr_tune_space *s = &spaces[i];
         lua_createtable(L, 0, 8);
-        set_str(L, "kernel", s->kernel);
-        set_str(L, "file", s->file);
-        set_int(L, "line", s->line);
-        set_str(L, "knob", s->params[s->knob]);
-        set_int(L, "default", s->default_value);
-        set_str(L, "require", s->require);
+        hr_lua_set_str(L, "kernel", s->kernel);
+        hr_lua_set_str(L, "file", s->file);
+        hr_lua_set_int(L, "line", s->line);
+        hr_lua_set_str(L, "knob", s->params[s->knob]);
+        hr_lua_set_int(L, "default", s->default_value);
+        hr_lua_set_str(L, "require", s->require);
         lua_createtable(L, s->n_values, 0);
         for (int k = 0; k < s->n_values; k++) {
             lua_pushinteger(L, s->values[k]);
@@ -168,21 +158,21 @@ static int l_tune_db(lua_State *L) {
         return luaL_error(L, "%s", warn);
     }
     lua_createtable(L, 0, 6);
-    set_str(L, "gpu", db.gpu);
-    set_str(L, "arch", db.arch);
-    set_str(L, "driver", db.driver);
-    set_str(L, "nvrtc", db.nvrtc);
-    set_str(L, "date", db.date);
+    hr_lua_set_str(L, "gpu", db.gpu);
+    hr_lua_set_str(L, "arch", db.arch);
+    hr_lua_set_str(L, "driver", db.driver);
+    hr_lua_set_str(L, "nvrtc", db.nvrtc);
+    hr_lua_set_str(L, "date", db.date);
     lua_createtable(L, db.n, 0);
     for (int i = 0; i < db.n; i++) {
         const hr_tune_record *r = &db.records[i];
         lua_createtable(L, 0, 8);
-        set_str(L, "kernel", r->kernel);
-        set_str(L, "src", r->src);
-        set_str(L, "dtype", r->dtype);
-        set_int(L, "head", r->head);
-        set_str(L, "knob", r->knob);
-        set_int(L, "best", hr_tune_record_best(r));
+        hr_lua_set_str(L, "kernel", r->kernel);
+        hr_lua_set_str(L, "src", r->src);
+        hr_lua_set_str(L, "dtype", r->dtype);
+        hr_lua_set_int(L, "head", r->head);
+        hr_lua_set_str(L, "knob", r->knob);
+        hr_lua_set_int(L, "best", hr_tune_record_best(r));
         lua_createtable(L, r->n_dims, 0);
         for (int k = 0; k < r->n_dims; k++) {
             lua_createtable(L, 2, 0);

@@ -105,7 +105,7 @@ t.case("reference initialisation", function()
     t.check(dt >= 0.001 * (1 - 1e-5) and dt <= 0.1 * (1 + 1e-5), "dt in [0.001, 0.1]: " .. dt)
     t.near(p["blocks.0.mamba.D"]:get(h), 1, 0, "D = 1")
   end
-  -- the default fusion's gains start at 0.7 (RWKV) and 0.3 (Mamba); the gate fusion at exactly p = 0.3
+  -- the default fusion's gains start at 0.7 (RWKV) and 0.3 (Mamba); the gate fusion's gate at exactly gate_p
   t.near(p["blocks.2.fuse.gain_rwkv"]:get(17), 0.7, 1e-7, "gain_rwkv starts at 0.7")
   t.near(p["blocks.2.fuse.gain_mamba"]:get(64), 0.3, 1e-7, "gain_mamba starts at 0.3")
   local gp = {}

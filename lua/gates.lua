@@ -16,6 +16,7 @@ local hr = require "hybridrt"
 local options = require "hybridrt.options"
 local optim = require "hybridrt.optim"
 local data_lib = require "hybridrt.data"
+local progress = require "hybridrt.progress"
 
 local SPEC = {
   {"preset", "string", "tiny", "model size: tiny, small, medium, large, rwkv6, mamba2"},
@@ -123,6 +124,9 @@ local first_losses, last_losses, norms, ratios = {}, {}, {}, {}
 local window = math.max(1, o.steps // 5)
 local half = o.steps // 2
 local graph, loss = hr.capture(function() return model:loss(x, y) end)
+-- the run takes about a minute for the default model: a bar on a terminal, else a line every 25 steps
+local bar = progress.new(o.steps, {every = 25, label = "short run "})
+local t0 = hr.clock()
 for step = 1, o.steps do
   data:train_batch(x, y, o.seed, step, 1)
   opt:zero_grad()
@@ -136,7 +140,10 @@ for step = 1, o.steps do
   end
   local norm = opt:step(optim.lr_at(step, o.steps, o.lr, o.lr, math.max(1, o.steps // 10)))
   if late then norms[#norms + 1] = norm end
+  local per_step = (hr.clock() - t0) / step
+  bar:update(step, string.format("loss %.4f | ETA %s", l, progress.format_duration((o.steps - step) * per_step)))
 end
+bar:finish()
 graph:close()
 local function mean(t) local s = 0 for _, v in ipairs(t) do s = s + v end return s / #t end
 local l0, l1, gn = mean(first_losses), mean(last_losses), mean(norms)

@@ -73,40 +73,26 @@ static int l_device_stats(lua_State *L) {
         return 1;
     }
     lua_createtable(L, 0, 14);
-    lua_pushstring(L, st.gpu);
-    lua_setfield(L, -2, "gpu");
-    lua_pushstring(L, st.gpu_name);
-    lua_setfield(L, -2, "gpu_name");
-    lua_pushstring(L, st.driver);
-    lua_setfield(L, -2, "driver");
-    lua_pushstring(L, st.nvrtc);
-    lua_setfield(L, -2, "nvrtc");
-    lua_pushstring(L, st.target);
-    lua_setfield(L, -2, "target");
+    hr_lua_set_str(L, "gpu", st.gpu);
+    hr_lua_set_str(L, "gpu_name", st.gpu_name);
+    hr_lua_set_str(L, "driver", st.driver);
+    hr_lua_set_str(L, "nvrtc", st.nvrtc);
+    hr_lua_set_str(L, "target", st.target);
     hr_lua_set_int(L, "kernels_cached", st.kernels_cached);
     hr_lua_set_int(L, "kernels_compiled", st.kernels_compiled);
     hr_lua_set_int(L, "kernels_rebuilt", st.kernels_rebuilt);
     lua_pushnumber(L, st.kernel_load_s);
     lua_setfield(L, -2, "kernel_load_s");
     hr_lua_set_int(L, "launches", st.launches);
-    hr_lua_set_int(L, "mem_in_use", (int64_t)st.mem.in_use);
-    hr_lua_set_int(L, "mem_peak", (int64_t)st.mem.peak_in_use);
-    hr_lua_set_int(L, "mem_reserved", (int64_t)st.mem.reserved);
-    hr_lua_set_int(L, "mem_peak_reserved", (int64_t)st.mem.peak_reserved);
-    hr_lua_set_int(L, "raw_allocs", (int64_t)st.mem.raw_allocs);
-    if (st.cache_warning[0]) {
-        lua_pushstring(L, st.cache_warning);
-        lua_setfield(L, -2, "cache_warning");
-    }
-    if (st.tuning_file[0]) {
-        lua_pushstring(L, st.tuning_file);
-        lua_setfield(L, -2, "tuning_file");
-    }
+    hr_lua_set_int(L, "mem_in_use", (lua_Integer)st.mem.in_use);
+    hr_lua_set_int(L, "mem_peak", (lua_Integer)st.mem.peak_in_use);
+    hr_lua_set_int(L, "mem_reserved", (lua_Integer)st.mem.reserved);
+    hr_lua_set_int(L, "mem_peak_reserved", (lua_Integer)st.mem.peak_reserved);
+    hr_lua_set_int(L, "raw_allocs", (lua_Integer)st.mem.raw_allocs);
+    if (st.cache_warning[0]) hr_lua_set_str(L, "cache_warning", st.cache_warning);
+    if (st.tuning_file[0]) hr_lua_set_str(L, "tuning_file", st.tuning_file);
     hr_lua_set_int(L, "tuning_records", st.tuning_records);
-    if (st.tuning_warning[0]) {
-        lua_pushstring(L, st.tuning_warning);
-        lua_setfield(L, -2, "tuning_warning");
-    }
+    if (st.tuning_warning[0]) hr_lua_set_str(L, "tuning_warning", st.tuning_warning);
     return 1;
 }
 

@@ -54,8 +54,8 @@ static void note_use(hr_caching_allocator *a) {
 }
 
 int hr_alloc(hr_caching_allocator *a, size_t bytes, uint64_t *ptr, char *err, size_t err_size) {
-    size_t size = hr_alloc_round(bytes);
-    long i = best_fit(a, size);
+    size_t size = a->exact ? (bytes ? bytes : 1) : hr_alloc_round(bytes);
+    long i = a->exact ? -1 : best_fit(a, size);
     if (i >= 0) {
         a->blocks[i].in_use = true;
         a->stats.in_use += a->blocks[i].size;
@@ -103,6 +103,12 @@ int hr_alloc_free(hr_caching_allocator *a, uint64_t ptr, char *err, size_t err_s
         if (!b->in_use) return snprintf(err, err_size, "device pointer 0x%llx freed twice", (unsigned long long)ptr), -1;
         b->in_use = false;
         a->stats.in_use -= b->size;
+        if (a->exact) { /* straight back to the device */
+            a->raw.free(a->raw.arg, b->ptr);
+            a->stats.raw_frees++;
+            a->stats.reserved -= b->size;
+            *b = a->blocks[--a->n_blocks];
+        }
         return 0;
     }
     return snprintf(err, err_size, "device pointer 0x%llx was not allocated here", (unsigned long long)ptr), -1;

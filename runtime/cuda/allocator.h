@@ -12,10 +12,15 @@
  * reuse). A request takes the smallest cached free block that fits and wastes at most half of it
  * (or 2 MiB for big blocks), never splitting blocks. When the raw allocation fails, every cached
  * free block is released and it is tried once more; failing again is an error that names the
- * request and the allocator's state. */
+ * request and the allocator's state.
+ *
+ * Exact mode (HYBRIDRT_CUDA_NO_CACHING=1 in the backend): every request is its own raw allocation of
+ * exactly the bytes asked for, returned to the device when freed, so a memory checker (the emulated
+ * device's guard pages, compute-sanitizer) sees each buffer's true extent. Slow: for checking only. */
 #ifndef HR_CUDA_ALLOCATOR_H
 #define HR_CUDA_ALLOCATOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +44,7 @@ typedef struct {
     hr_block *blocks; /* every block held, in use or free */
     size_t n_blocks, cap_blocks;
     hr_alloc_stats stats;
+    bool exact;       /* no rounding, no caching (see above) */
 } hr_caching_allocator;
 
 void hr_alloc_init(hr_caching_allocator *a, hr_raw_memory raw);

@@ -18,6 +18,8 @@ typedef struct {
     char *name;
     char *lowered;  /* its mangled name, for on_launch */
     void *function; /* CUfunction */
+    int nparams;    /* its parameters as the driver reports them (cuFuncGetParamInfo), -1 when it cannot */
+    uint16_t param_size[32];
 } kernel_slot;
 
 #define KERNEL_SLOTS 1024 /* a power of two, well above the ~300 name expressions there are */
@@ -367,6 +369,8 @@ int hr_cuda_open(hr_ctx *ctx, int ordinal, const hr_cuda_options *opts) {
         return open_fail(ctx, be, "%s: no CUDA context: %s", name, cu_error(be, rc, text, sizeof text));
     }
     hr_alloc_init(&be->alloc, (hr_raw_memory){.alloc = raw_alloc, .free = raw_free, .arg = be});
+    const char *no_caching = getenv("HYBRIDRT_CUDA_NO_CACHING"); /* for memory checkers: allocator.h */
+    be->alloc.exact = no_caching && strcmp(no_caching, "1") == 0;
     /* the legacy default stream (NULL) and the default math mode (no TF32: f32 stays f32) */
     if ((rc = be->blas->Create(&be->blas_handle)) != 0 || (rc = be->blas->SetStream(be->blas_handle, NULL)) != 0 ||
         (rc = be->blas->SetMathMode(be->blas_handle, 0)) != 0) {
@@ -446,10 +450,41 @@ static bool registered(const tuning *t, const char *file, const char *name_expre
            registered_exactly(file, dflt);
 }
 
+/* The kernel's parameter sizes from the driver, when it can tell (slot->nparams -1 when not). */
+static void read_params(const hr_cuda_backend *be, kernel_slot *slot) {
+    slot->nparams = -1;
+    if (!be->drv->FuncGetParamInfo) return;
+    int n = 0;
+    size_t offset, size;
+    while (n < 32 && be->drv->FuncGetParamInfo(slot->function, (size_t)n, &offset, &size) == 0 && size <= 0xFFFF)
+        slot->param_size[n++] = (uint16_t)size;
+    if (n > 0) slot->nparams = n;
+}
+
+/* The bytes a launch argument occupies. */
+static size_t karg_size(const hr_karg *a) {
+    return a->kind == HR_KARG_BYTES ? a->size : a->kind == HR_KARG_F32 ? sizeof(float) : sizeof(uint64_t);
+}
+
+/* The launcher's arguments against the kernel's parameters, as compiled: a mismatch (a template
+ * changed without its launcher) is refused here, before the kernel reads garbage. */
+static int check_args(hr_ctx *ctx, const kernel_slot *k, const char *name_expression, int nargs, const hr_karg *args) {
+    if (k->nparams < 0) return 0;
+    if (nargs != k->nparams)
+        return hr_error(ctx, "%s takes %d parameters, its launcher passes %d (the template and runtime/cuda disagree)",
+                        name_expression, k->nparams, nargs);
+    for (int i = 0; i < nargs; i++)
+        if (karg_size(&args[i]) != k->param_size[i])
+            return hr_error(ctx, "%s: argument %d is %zu bytes, the kernel's parameter %d bytes (the template and "
+                                 "runtime/cuda disagree)",
+                            name_expression, i, karg_size(&args[i]), k->param_size[i]);
+    return 0;
+}
+
 /* Loads a kernel: from the cache, else compiled by NVRTC (and stored), then into a module. A cached
  * image the driver rejects is deleted and rebuilt once; a fresh image failing is an error. */
 static int load_kernel(hr_ctx *ctx, hr_cuda_backend *be, const char *file, const char *name_expression,
-                       void **function, char **lowered) {
+                       kernel_slot *slot) {
     if (!registered(&be->tune, file, name_expression))
         return hr_error(ctx, "kernel %s of %s is not registered in runtime/jit/kernels.c (cache warm would miss it)",
                         name_expression, file);
@@ -481,16 +516,17 @@ static int load_kernel(hr_ctx *ctx, hr_cuda_backend *be, const char *file, const
                             name_expression, be->stats.target, text);
         }
         be->modules[be->n_modules++] = module;
-        rc = be->drv->ModuleGetFunction(function, module, out.lowered_name);
+        rc = be->drv->ModuleGetFunction(&slot->function, module, out.lowered_name);
         if (rc != 0) {
             hr_error(ctx, "kernel %s: no function %s in its module: %s", name_expression, out.lowered_name,
                      cu_error(be, rc, text, sizeof text));
             hr_nvrtc_output_free(&out);
             return -1;
         }
-        *lowered = strdup(out.lowered_name);
+        slot->lowered = strdup(out.lowered_name);
         hr_nvrtc_output_free(&out);
-        if (!*lowered) return hr_error(ctx, "out of memory loading kernel %s", name_expression);
+        if (!slot->lowered) return hr_error(ctx, "out of memory loading kernel %s", name_expression);
+        read_params(be, slot);
         if (how == HR_CACHE_HIT) be->stats.kernels_cached++;
         else if (how == HR_CACHE_REBUILT || attempt > 0) be->stats.kernels_rebuilt++;
         else be->stats.kernels_compiled++;
@@ -508,7 +544,10 @@ static const kernel_slot *find_kernel(hr_ctx *ctx, hr_cuda_backend *be, const ch
         if (strcmp(s->name, name_expression) == 0) return s;
     }
     kernel_slot slot = {0};
-    if (load_kernel(ctx, be, file, name_expression, &slot.function, &slot.lowered)) return NULL;
+    if (load_kernel(ctx, be, file, name_expression, &slot)) {
+        free(slot.lowered);
+        return NULL;
+    }
     slot.name = strdup(name_expression);
     if (!slot.name) {
         free(slot.lowered);
@@ -530,7 +569,7 @@ int hr_cuda_launch(hr_ctx *ctx, const char *file, const char *name_expression, i
                         name_expression, (long long)grid, (long long)block, (long long)shared_bytes);
     if (nargs > 32) return hr_error(ctx, "%s: %d arguments, at most 32", name_expression, nargs);
     const kernel_slot *k = find_kernel(ctx, be, file, name_expression);
-    if (!k) return -1;
+    if (!k || check_args(ctx, k, name_expression, nargs, args)) return -1;
     if (be->opts.on_launch && be->opts.on_launch(be->opts.on_launch_arg, name_expression, k->lowered, grid, block,
                                                  shared_bytes, nargs, args, ctx->err, sizeof ctx->err))
         return -1;

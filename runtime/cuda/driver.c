@@ -56,6 +56,7 @@ int hr_cuda_driver_open(hr_cuda_driver *drv, char *err, size_t err_size) {
     LOAD(EventElapsedTime, "cuEventElapsedTime");
     LOAD(EventDestroy, "cuEventDestroy_v2");
 #undef LOAD
+    *(void **)&drv->FuncGetParamInfo = dlsym(drv->handle, "cuFuncGetParamInfo"); /* optional */
     if (!rc) drv->DriverGetVersion(&drv->version);
     int result;
     if (!rc && (result = drv->Init(0)) != 0) {

@@ -41,6 +41,9 @@ typedef struct hr_cuda_driver {
     int (*EventDestroy)(void *event);
     int (*LaunchKernel)(void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned shared_bytes, void *stream, void **params, void **extra);
+    /* cuFuncGetParamInfo (drivers of CUDA 12.4 and later; NULL when absent): a kernel's parameters
+     * as compiled, so launches are checked against them */
+    int (*FuncGetParamInfo)(void *function, size_t index, size_t *offset, size_t *size);
 } hr_cuda_driver;
 
 /* Opens libcuda.so.1 (HYBRIDRT_CUDA_DRIVER_LIBRARY names a file to use instead) and initialises it.

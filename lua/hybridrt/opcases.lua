@@ -100,20 +100,22 @@ end
 
 -- Cases at the sizes the GPU kernels are specialized for, for the GPU-vs-CPU suites (tests/gpu,
 -- tests/cuda/fake_gpu.lua): WKV6 and the SSD scan at every head size with T = 37 (no multiple of a
--- chunk) and B*H > 1, and a cross-entropy over 300 classes (more than a block of 256) with an ignored
--- target. Too large for finite differences; same form as M.list().
+-- chunk) and B*H > 1, an SSD scan whose dt gradient sums P*N*T = 262,144 cancelling terms, and a
+-- cross-entropy over 300 classes (more than a block of 256) with an ignored target. Too large for
+-- finite differences; same form as M.list(), plus sum_len: the length of the longest sum behind an
+-- output or gradient element (an f32 result may differ from exact by about that many roundings).
 function M.gpu_list()
   local out = {}
   for _, N in ipairs({32, 64, 128}) do
     local B, T, H = 2, 37, 2
-    out[#out + 1] = {name = "wkv6 N=" .. N .. " T=37", make = function()
+    out[#out + 1] = {name = "wkv6 N=" .. N .. " T=37", sum_len = N * T, make = function()
       return {p({B, T, H, N}, D), p({B, T, H, N}, D), p({B, T, H, N}, D), pos({B, T, H, N}, -3, 0.5), p({H, N}, D),
               p({B, H, N, N}, D)}
     end, fn = function(r, k, v, w, u, s0)
       local y, sT = hr.wkv6(r, k, v, w, u, s0)
       return hr.concat({y:view(-1), sT:view(-1)}, 1)
     end}
-    out[#out + 1] = {name = "ssd_scan P=" .. N .. " T=37", make = function()
+    out[#out + 1] = {name = "ssd_scan P=" .. N .. " T=37", sum_len = N * 16 * T, make = function()
       return {p({B, T, H, N}, D), pos({B, T, H}, 0.01, 0.5), pos({H}, -4, -1), p({B, T, 1, 16}, D),
               p({B, T, 1, 16}, D), p({H}, D), p({B, H, N, 16}, D)}
     end, fn = function(x, dt, A, Bm, C, Dk, h0)
@@ -121,7 +123,12 @@ function M.gpu_list()
       return hr.concat({y:view(-1), hT:view(-1)}, 1)
     end}
   end
-  out[#out + 1] = {name = "cross_entropy V=300 (rows of 256 threads, ragged)", make = function()
+  out[#out + 1] = {name = "ssd_scan P=64 N=64 T=64 (dt gradient: long cancelling sums)", sum_len = 64 * 64 * 64,
+    make = function()
+      return {p({2, 64, 2, 64}, D), pos({2, 64, 2}, 0.01, 0.5), pos({2}, -4, -1), p({2, 64, 1, 64}, D),
+              p({2, 64, 1, 64}, D), p({2}, D)}
+    end, fn = function(x, dt, A, Bm, C, Dk) return hr.ssd_scan(x, dt, A, Bm, C, Dk) end}
+  out[#out + 1] = {name = "cross_entropy V=300 (rows of 256 threads, ragged)", sum_len = 300, make = function()
     local tg = hr.zeros({3, 7}, "i64")
     for i = 1, 3 do for j = 1, 7 do tg:set(i, j, (i * 37 + j * 11) % 300) end end
     tg:set(2, 3, -100)

@@ -80,9 +80,10 @@ void hr_emu_poison_library(emu_library *lib);
 
 /* ---- launches (emu_launch.c) ---- */
 
-/* The fiber stacks, the schedules to run ("all", "in-order", "reversed", "random"), the random seed
- * and the fault handlers. 0 or a CUresult with the error set. */
-int hr_emu_launch_init(hr_emu_memory *mem, const char *schedules, uint64_t seed);
+/* The fiber stacks, the schedules to run ("all", "in-order", "reversed", "random"), the random seed,
+ * how many launches of each shape "all" compares (-1: every one) and the fault handlers. 0 or a
+ * CUresult with the error set. */
+int hr_emu_launch_init(hr_emu_memory *mem, const char *schedules, uint64_t seed, long long compare_first);
 /* Runs one launch to its end, checked (emu_driver.c has checked the function handle). */
 int hr_emu_launch(emu_function *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                   unsigned shared, void *const *params);

@@ -20,7 +20,8 @@
  *     arguments (it does, on any driver that has that call).
  * Environment: HYBRIDRT_EMU_KERNELS (folders of kernel libraries, ':'-separated, the first holding a
  * template wins; default: emu-kernels/ beside this library), HYBRIDRT_EMU_SCHEDULES (all, in-order,
- * reversed, random), HYBRIDRT_EMU_SEED, HYBRIDRT_EMU_GUARD=before, HYBRIDRT_EMU_SM (the compute
+ * reversed, random), HYBRIDRT_EMU_COMPARE=N (with "all": compare only the first N launches of each
+ * kernel and launch shape, the later ones in one rotating schedule), HYBRIDRT_EMU_SEED, HYBRIDRT_EMU_GUARD=before, HYBRIDRT_EMU_SM (the compute
  * capability it reports, default 80), HYBRIDRT_EMU_MEMORY_MB (default 4096).
  *
  * Launches run synchronously on the calling host thread, one at a time. */
@@ -100,7 +101,9 @@ EXPORT int cuInit(unsigned flags) {
     dev.sm = sm && atoi(sm) > 0 ? atoi(sm) : 80;
     size_t megabytes = mb && atoll(mb) > 0 ? (size_t)atoll(mb) : 4096;
     hr_emu_memory_init(&dev.mem, megabytes << 20, guard && strcmp(guard, "before") == 0);
-    int rc = hr_emu_launch_init(&dev.mem, sched && sched[0] ? sched : "all", seed ? strtoull(seed, NULL, 10) : 1);
+    const char *compare = getenv("HYBRIDRT_EMU_COMPARE");
+    int rc = hr_emu_launch_init(&dev.mem, sched && sched[0] ? sched : "all", seed ? strtoull(seed, NULL, 10) : 1,
+                                compare && compare[0] ? atoll(compare) : -1);
     if (!rc) rc = hr_emu_load_libraries();
     if (rc) return rc;
     dev.initialised = true;

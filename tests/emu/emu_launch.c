@@ -17,10 +17,20 @@
 #define STACK_BYTES (64 * 1024)
 #define SHARED_LIMIT 49152
 
+#define SHAPE_SLOTS 8192 /* distinct (kernel, launch shape) pairs remembered for HYBRIDRT_EMU_COMPARE */
+
+typedef struct {
+    const emu_kernel *kernel;
+    unsigned gx, bx, shared;
+    long long compared;
+} launch_shape;
+
 static struct {
     hr_emu_memory *mem;
     hr_emu_stacks stacks;
     char schedules[16];
+    long long compare_first;   /* HYBRIDRT_EMU_COMPARE, -1: every launch */
+    launch_shape shapes[SHAPE_SLOTS];
     uint64_t seed, launches;
     struct sigaction previous[32];
 } lc;
@@ -46,6 +56,7 @@ static struct {
     bool direct;             /* the block's threads run as plain calls (run_block) */
     int probe;               /* the thread that returned without a barrier, making it so */
     uint64_t rng;            /* the random schedule's state */
+    bool flat;               /* a 1-D block */
     pthread_t thread;
     sigjmp_buf fault_env;
     volatile int fault_sig;
@@ -143,10 +154,16 @@ static const char *where(const struct fiber *f, char *buf, size_t size) {
     return buf;
 }
 
+/* threadIdx of the t-th thread of the block (no divisions for the usual 1-D block). */
+static inline void set_thread_index(unsigned t) {
+    if (run.flat) run.idx->thread.x = t;
+    else run.idx->thread = (hr_emu_dim3){t % run.bx, t / run.bx % run.by, t / (run.bx * run.by)};
+}
+
 /* One thread of the block run as a plain call on the scheduler's stack. */
 static void run_direct(unsigned t) {
     run.current = (int)t;
-    run.idx->thread = (hr_emu_dim3){t % run.bx, t / run.bx % run.by, t / (run.bx * run.by)};
+    set_thread_index(t);
     run.in_kernel = 1;
     run.fn->kernel->k->invoke(run.fn->kernel->k->function, run.params);
     run.in_kernel = 0;
@@ -179,7 +196,7 @@ static int run_block(uint64_t b, unsigned gx, unsigned gy, int schedule, uint64_
             }
             if (f->state != F_READY) continue;
             run.current = (int)t;
-            run.idx->thread = (hr_emu_dim3){t % run.bx, t / run.bx % run.by, t / (run.bx * run.by)};
+            set_thread_index(t);
             run.in_kernel = 1;
             hr_emu_context_switch(&run.sched, &f->ctx);
             run.in_kernel = 0;
@@ -286,6 +303,21 @@ static void free_snapshots(snapshot *s, int n) {
 
 static const char *schedule_name(int s) { return s == 0 ? "in order" : s == 1 ? "reversed" : "in random order"; }
 
+/* Whether this launch runs in all three schedules: every launch when HYBRIDRT_EMU_COMPARE is unset,
+ * else the first N of each kernel at each launch shape (grid, block, shared memory); the later ones
+ * of that shape run in one schedule, rotating. A training loop repeats its shapes every step, so
+ * this keeps the comparison for every distinct launch at a third of the cost. */
+static bool compare_this_time(const emu_kernel *k, unsigned gx, unsigned bx, unsigned shared) {
+    if (lc.compare_first < 0) return true;
+    uint64_t h = (uint64_t)(uintptr_t)k * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)gx << 20 | bx) * 0xC2B2AE3D27D4EB4FULL ^ shared;
+    for (size_t i = h % SHAPE_SLOTS, probes = 0; probes < SHAPE_SLOTS; i = (i + 1) % SHAPE_SLOTS, probes++) {
+        launch_shape *s = &lc.shapes[i];
+        if (!s->kernel) *s = (launch_shape){.kernel = k, .gx = gx, .bx = bx, .shared = shared};
+        if (s->kernel == k && s->gx == gx && s->bx == bx && s->shared == shared) return s->compared++ < lc.compare_first;
+    }
+    return true; /* the table is full: compare */
+}
+
 /* Checks the arguments against the kernel's parameters: each non-null pointer inside a live buffer. */
 static int check_params(const emu_function *fn, void *const *params) {
     const hr_emu_kernel *k = fn->kernel->k;
@@ -373,6 +405,7 @@ int hr_emu_launch(emu_function *fn, unsigned gx, unsigned gy, unsigned gz, unsig
     if (strcmp(lc.schedules, "in-order") == 0) last = 0;
     else if (strcmp(lc.schedules, "reversed") == 0) first = last = 1;
     else if (strcmp(lc.schedules, "random") == 0) first = last = 2;
+    else if (!compare_this_time(ek, gx, bx, shared)) first = last = (int)(lc.launches % 3); /* rotating */
     for (int i = 0; i < n_snaps && first != last; i++) {
         snaps[i].before = malloc(snaps[i].size);
         snaps[i].first = malloc(snaps[i].size);
@@ -392,6 +425,8 @@ int hr_emu_launch(emu_function *fn, unsigned gx, unsigned gy, unsigned gz, unsig
     run.current = -1;
     run.thread = pthread_self();
     run.idx->block_dim = (hr_emu_dim3){bx, by, bz};
+    run.flat = by == 1 && bz == 1;
+    run.idx->thread = (hr_emu_dim3){0, 0, 0};
     run.idx->grid_dim = (hr_emu_dim3){gx, gy, gz};
     for (int s = first; s <= last && rc == 0; s++) {
         if (s > first)
@@ -407,8 +442,9 @@ int hr_emu_launch(emu_function *fn, unsigned gx, unsigned gy, unsigned gz, unsig
     return rc;
 }
 
-int hr_emu_launch_init(hr_emu_memory *mem, const char *schedules, uint64_t seed) {
+int hr_emu_launch_init(hr_emu_memory *mem, const char *schedules, uint64_t seed, long long compare_first) {
     lc.mem = mem;
+    lc.compare_first = compare_first;
     snprintf(lc.schedules, sizeof lc.schedules, "%s", schedules);
     if (strcmp(schedules, "all") && strcmp(schedules, "in-order") && strcmp(schedules, "reversed") &&
         strcmp(schedules, "random"))

@@ -6,6 +6,10 @@
 // from device memory (clipping computed on the GPU, no wait for the host). The sum of squares runs
 // in double over fixed blocks of `block` elements, each block in index order, then the block sums in
 // block order by one thread: the same bits as the CPU's hr_cpu_sum_squares for the same block size.
+// That needs every product and sum rounded on its own, as the CPU does (runtime/cpu/optim.c never
+// contracts): NVRTC would fuse `s += x * x` into one fma (one rounding, other bits), so the sums
+// are written with __dmul_rn and __dadd_rn, which CUDA never merges into a multiply-add
+// (tests/jit/test_nvrtc.c checks the PTX has no fma and no unrounded mul or add there).
 
 #include "common.cuh"
 
@@ -31,7 +35,7 @@ __global__ void hr_sum_squares_blocks(hr_i64 n, hr_i64 block, const T *__restric
     HR_GRID_STRIDE(k, blocks) {
         const hr_i64 lo = k * block, hi = lo + block < n ? lo + block : n;
         double s = 0;
-        for (hr_i64 i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];
+        for (hr_i64 i = lo; i < hi; i++) s = __dadd_rn(s, __dmul_rn((double)x[i], (double)x[i]));
         partial[k] = s;
     }
 }
@@ -40,6 +44,6 @@ __global__ void hr_sum_squares_blocks(hr_i64 n, hr_i64 block, const T *__restric
 __global__ void hr_sum_squares_total(hr_i64 blocks, const double *__restrict__ partial, double *__restrict__ out) {
     if (blockIdx.x != 0 || threadIdx.x != 0) return;
     double s = 0;
-    for (hr_i64 k = 0; k < blocks; k++) s += partial[k];
+    for (hr_i64 k = 0; k < blocks; k++) s = __dadd_rn(s, partial[k]);
     *out = s;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int test_passed, test_failed;
 
@@ -21,6 +22,16 @@ static int test_passed, test_failed;
 static inline int test_summary(const char *name) {
     printf("%s: %d checks passed, %d failed\n", name, test_passed, test_failed);
     return test_failed ? 1 : 0;
+}
+
+/* A library the test needs is missing (NVRTC, for the jit tests): a failure when the environment
+ * variable require_var is "1" (CI sets HYBRIDRT_REQUIRE_NVRTC=1), else a skip that says what was
+ * skipped ("the compile tests"; "" for all) and why. */
+static inline void test_library_missing(const char *test, const char *skipped, const char *library,
+                                        const char *require_var, const char *why) {
+    const char *require = getenv(require_var);
+    if (require && strcmp(require, "1") == 0) CHECK(0, "%s is required (%s=1) but: %s", library, require_var, why);
+    else printf("%s: SKIPPED%s%s: %s not found (%s)\n", test, skipped[0] ? " " : "", skipped, library, why);
 }
 
 /* splitmix64: deterministic test data independent of anything else. */

@@ -11,6 +11,7 @@
 #include "core/context.h"
 #include "jit/cache.h"
 #include "jit/kernels.h"
+#include "jit/resources.h"
 #include "jit/tune_db.h"
 #include "jit/tune_space.h"
 
@@ -20,10 +21,17 @@ static void usage(FILE *out) {
             "The compiled-kernel cache (HYBRIDRT_CACHE_DIR, else $XDG_CACHE_HOME/hybridrt, else ~/.cache/hybridrt).\n\n"
             "actions:\n"
             "  warm [--arch sm_80,sm_90] [--head-size 32,64,128] [--jobs N] [--tuned FILE.tune]\n"
+            "       [--report] [--report-format table|tsv|md]\n"
             "          compile every kernel template for those GPU architectures (default: every one NVRTC\n"
             "          lists) and head sizes (default: all three); needs NVRTC, not a GPU. --tuned: the\n"
             "          variants a GPU tuned by that database loads instead of the defaults (and its arch\n"
-            "          when --arch is not given): a zero-compile start on that GPU\n"
+            "          when --arch is not given): a zero-compile start on that GPU.\n"
+            "          --report: instead of warming, compile the same kernels in memory (the cache is\n"
+            "          neither read nor written) and print what ptxas says each costs: registers per\n"
+            "          thread, stack frame (local memory) and spill stores/loads in bytes per thread,\n"
+            "          static shared memory per block, constant banks; one row per kernel and arch.\n"
+            "          --report-format: table (default), tsv (tab-separated, a header line; for scripts)\n"
+            "          or md (a Markdown table, as in docs/kernel-resources.md); implies --report\n"
             "  list    one line per cached kernel: template, instantiation, target, kind, size\n"
             "  stats   the cache directory, its entries and bytes, and the NVRTC its keys are for\n"
             "  verify  check every entry's checksum; delete (and report) the bad ones\n"
@@ -88,14 +96,112 @@ static int tuned_values(const hr_tune_db *db, const hr_tune_space *s, const char
     return n;
 }
 
+/* ---- warm --report: what each kernel costs, from ptxas ---- */
+
+typedef enum { REPORT_NONE, REPORT_TABLE, REPORT_TSV, REPORT_MD } report_format;
+
+static void print_report_header(report_format fmt) {
+    if (fmt == REPORT_TSV)
+        printf("arch\ttemplate\tkernel\tregisters\tstack_bytes\tspill_store_bytes\tspill_load_bytes\t"
+               "shared_bytes\tconstant_bytes\tbarriers\n");
+    else if (fmt == REPORT_MD)
+        printf("| arch | template | kernel | regs | stack B | spill st/ld B | static shared B | cmem B |\n"
+               "|---|---|---|---:|---:|---:|---:|---:|\n");
+    else
+        printf("%-11s %-15s %-44s %5s %7s %13s %9s %7s\n", "arch", "template", "kernel", "regs", "stack",
+               "spill st/ld", "shared", "cmem");
+}
+
+/* One row; r is NULL for a PTX target (no ptxas: the driver finishes it). */
+static void print_report_row(report_format fmt, const warm_job *j, const hr_kernel_resources *r) {
+    char cmem[32] = "-", spill[48] = "-";
+    if (r && r->constant >= 0) snprintf(cmem, sizeof cmem, "%lld", (long long)r->constant);
+    if (r) snprintf(spill, sizeof spill, "%lld/%lld", (long long)r->spill_stores, (long long)r->spill_loads);
+    if (!r) {
+        if (fmt == REPORT_TSV) printf("%s\t%s\t%s\t\t\t\t\t\t\t\n", j->target, j->template_file, j->name);
+        else if (fmt == REPORT_MD) printf("| %s | %s | `%s` | PTX | | | | |\n", j->target, j->template_file, j->name);
+        else printf("%-11s %-15s %-44s %s\n", j->target, j->template_file, j->name, "(PTX: no ptxas figures)");
+    } else if (fmt == REPORT_TSV) {
+        printf("%s\t%s\t%s\t%d\t%lld\t%lld\t%lld\t%lld\t%s\t%d\n", j->target, j->template_file, j->name,
+               r->registers, (long long)r->stack_frame, (long long)r->spill_stores, (long long)r->spill_loads,
+               (long long)r->shared, r->constant >= 0 ? cmem : "", r->barriers);
+    } else if (fmt == REPORT_MD) {
+        printf("| %s | %s | `%s` | %d | %lld | %s | %lld | %s |\n", j->target, j->template_file, j->name,
+               r->registers, (long long)r->stack_frame, spill, (long long)r->shared, cmem);
+    } else {
+        printf("%-11s %-15s %-44s %5d %7lld %13s %9lld %7s\n", j->target, j->template_file, j->name, r->registers,
+               (long long)r->stack_frame, spill, (long long)r->shared, cmem);
+    }
+}
+
+/* Compiles every job in memory with ptxas's figures (in parallel) and prints them in job order. The
+ * table and its closing line go to stdout; with tsv or md only the table does (the rest to stderr).
+ * Returns the exit status: 1 when a kernel failed to compile. */
+static int cmd_report(const hr_nvrtc *lib, const warm_job *list, int n_jobs, int jobs, report_format fmt) {
+    FILE *notes = fmt == REPORT_TABLE ? stdout : stderr;
+    hr_kernel_resources *res = calloc((size_t)(n_jobs > 0 ? n_jobs : 1), sizeof *res);
+    int *state = calloc((size_t)(n_jobs > 0 ? n_jobs : 1), sizeof *state); /* 0 measured, 1 PTX, -1 failed */
+    if (!res || !state) {
+        free(res);
+        free(state);
+        fprintf(stderr, "hybridrt cache warm --report: out of memory\n");
+        return 1;
+    }
+    fprintf(notes, "resources of %d kernels from ptxas (compiled in memory; the cache is not used), %d jobs\n", n_jobs,
+            jobs);
+    fflush(notes);
+    int failed = 0, ptx = 0, done = 0, tty = isatty(2);
+    double t0 = hr_now();
+#pragma omp parallel for num_threads(jobs) schedule(dynamic) reduction(+ : failed, ptx)
+    for (int i = 0; i < n_jobs; i++) {
+        char why[2048] = "";
+        int rc = 0;
+        if (strncmp(list[i].target, "sm_", 3) != 0) {
+            state[i] = 1;
+            ptx++;
+        } else {
+            hr_kernel_spec spec = {.template_file = list[i].template_file, .name_expression = list[i].name,
+                                   .target = list[i].target};
+            rc = hr_kernel_measure(lib, &spec, &res[i], why, sizeof why);
+            state[i] = rc ? -1 : 0;
+            failed += rc != 0;
+        }
+#pragma omp critical
+        {
+            done++;
+            if (rc) fprintf(stderr, "%sFAILED %s %s: %s\n", tty ? "\r\033[K" : "", list[i].name, list[i].target, why);
+            if (tty) fprintf(stderr, "\r\033[K[%d/%d] %s %s", done, n_jobs, list[i].name, list[i].target);
+        }
+    }
+    if (tty) fprintf(stderr, "\r\033[K");
+    print_report_header(fmt);
+    for (int i = 0; i < n_jobs; i++)
+        if (state[i] >= 0) print_report_row(fmt, &list[i], state[i] == 0 ? &res[i] : NULL);
+    fprintf(notes, "kernels: %d measured, %d failed", n_jobs - failed - ptx, failed);
+    if (ptx) fprintf(notes, ", %d PTX (the driver compiles those: no figures)", ptx);
+    fprintf(notes, " (%.1f s)\n", hr_now() - t0);
+    free(res);
+    free(state);
+    return failed ? 1 : 0;
+}
+
+static int parse_report_format(const char *v, report_format *fmt) {
+    if (strcmp(v, "table") == 0) *fmt = REPORT_TABLE;
+    else if (strcmp(v, "tsv") == 0) *fmt = REPORT_TSV;
+    else if (strcmp(v, "md") == 0) *fmt = REPORT_MD;
+    else return -1;
+    return 0;
+}
+
 static int cmd_warm(int argc, char **argv) {
     char arch_buf[1024] = "", head_buf[256] = "32,64,128", tuned_path[1024] = "";
     int jobs = omp_get_max_threads();
+    report_format report = REPORT_NONE;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if ((strcmp(a, "--arch") == 0 || strcmp(a, "--head-size") == 0 || strcmp(a, "--jobs") == 0 ||
-             strcmp(a, "--tuned") == 0) && !v) {
+             strcmp(a, "--tuned") == 0 || strcmp(a, "--report-format") == 0) && !v) {
             fprintf(stderr, "hybridrt cache warm: %s needs a value\n", a);
             return 2;
         }
@@ -103,7 +209,13 @@ static int cmd_warm(int argc, char **argv) {
         else if (strcmp(a, "--head-size") == 0) snprintf(head_buf, sizeof head_buf, "%s", argv[++i]);
         else if (strcmp(a, "--jobs") == 0) jobs = atoi(argv[++i]);
         else if (strcmp(a, "--tuned") == 0) snprintf(tuned_path, sizeof tuned_path, "%s", argv[++i]);
-        else {
+        else if (strcmp(a, "--report") == 0) report = report ? report : REPORT_TABLE;
+        else if (strcmp(a, "--report-format") == 0) {
+            if (parse_report_format(argv[++i], &report)) {
+                fprintf(stderr, "hybridrt cache warm: --report-format '%s' is not table, tsv or md\n", argv[i]);
+                return 2;
+            }
+        } else {
             fprintf(stderr, "hybridrt cache warm: unknown option '%s' (see hybridrt cache --help)\n", a);
             return 2;
         }
@@ -112,6 +224,7 @@ static int cmd_warm(int argc, char **argv) {
         fprintf(stderr, "hybridrt cache warm: --jobs must be at least 1\n");
         return 2;
     }
+    FILE *info = report == REPORT_TSV || report == REPORT_MD ? stderr : stdout; /* keep a tsv or md report clean */
     char err[2048];
     /* --tuned: the database, the templates' spaces, and the database's arch unless --arch says */
     hr_tune_db db;
@@ -133,7 +246,7 @@ static int cmd_warm(int argc, char **argv) {
             return 1;
         }
         if (!arch_buf[0]) snprintf(arch_buf, sizeof arch_buf, "%s", db.arch);
-        printf("tuned: %s (%s, %s, %d records)\n", tuned_path, db.gpu, db.arch, records);
+        fprintf(info, "tuned: %s (%s, %s, %d records)\n", tuned_path, db.gpu, db.arch, records);
     }
     hr_nvrtc lib;
     if (hr_nvrtc_open(&lib, err, sizeof err) != 0) {
@@ -168,8 +281,9 @@ static int cmd_warm(int argc, char **argv) {
                 hr_tune_db_free(&db);
                 return 2;
             }
-            if (rc > 0) printf("%s is newer than NVRTC %d.%d knows: PTX for %s, finished by the driver\n", items[i],
-                               lib.major, lib.minor, targets[n_targets]);
+            if (rc > 0)
+                fprintf(info, "%s is newer than NVRTC %d.%d knows: PTX for %s, finished by the driver\n", items[i],
+                        lib.major, lib.minor, targets[n_targets]);
             n_targets++;
         }
     }
@@ -218,6 +332,12 @@ static int cmd_warm(int argc, char **argv) {
         fprintf(stderr, "hybridrt cache warm: out of memory\n");
         hr_nvrtc_close(&lib);
         return 1;
+    }
+    if (report) {
+        int rc = cmd_report(&lib, list, n_jobs, jobs, report);
+        free(list);
+        hr_nvrtc_close(&lib);
+        return rc;
     }
     hr_kernel_cache cache;
     if (hr_kernel_cache_open(&cache, NULL, &lib, err, sizeof err) != 0) {

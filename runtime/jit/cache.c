@@ -335,8 +335,9 @@ static int store_entry(const char *bin, const char *json, const hr_kernel_spec *
     return 0;
 }
 
-static int compile_spec(const hr_kernel_cache *c, const hr_kernel_spec *spec, hr_nvrtc_output *out, char *err,
-                        size_t err_size) {
+int hr_kernel_compile(const hr_nvrtc *nvrtc, const hr_kernel_spec *spec, hr_nvrtc_output *out, char *err,
+                      size_t err_size) {
+    memset(out, 0, sizeof *out);
     size_t size = 0;
     char *src = hr_kernel_source(spec->template_file, &size, err, err_size);
     if (!src) return -1;
@@ -353,7 +354,7 @@ static int compile_spec(const hr_kernel_cache *c, const hr_kernel_spec *spec, hr
                             .target = spec->target, .options = spec->options, .n_options = spec->n_options,
                             .header_sources = (const char *const *)header_sources, .header_names = header_names,
                             .n_headers = n_headers};
-        rc = hr_nvrtc_compile(c->nvrtc, &job, out, err, err_size);
+        rc = hr_nvrtc_compile(nvrtc, &job, out, err, err_size);
     }
     for (int i = 0; i < loaded; i++) free(header_sources[i]);
     free(src);
@@ -404,7 +405,7 @@ int hr_kernel_cache_get(hr_kernel_cache *c, const hr_kernel_spec *spec, hr_nvrtc
             return 0;
         }
     }
-    int rc = compile_spec(c, spec, out, err, err_size);
+    int rc = hr_kernel_compile(c->nvrtc, spec, out, err, err_size);
     if (rc == 0 && c->writable && store_entry(bin, json, spec, c, out) != 0)
         format_to(c->warning, sizeof c->warning, "kernel cache: could not store %s (%s); the kernel is used from memory",
                   bin, strerror(errno));

@@ -29,6 +29,11 @@ typedef struct hr_kernel_spec {
     int n_options;
 } hr_kernel_spec;
 
+/* Compiles one kernel in memory, past the cache: its template and the headers of kernel_src/ through
+ * nvrtc. Returns 0, or -1 with err (NVRTC's log in out->log when the compile itself failed). */
+int hr_kernel_compile(const hr_nvrtc *nvrtc, const hr_kernel_spec *spec, hr_nvrtc_output *out, char *err,
+                      size_t err_size);
+
 typedef struct hr_kernel_cache {
     char dir[1024];              /* DIR/v1 */
     bool writable;               /* false: compile in memory only */

@@ -133,6 +133,21 @@ if "$bin" version | grep -qE "^NVRTC: +[0-9]"; then
         echo "FAIL cache warm: '$n' kernels, $(find "$work/kcache" -name '*.bin' | wc -l) entries" >&2
     fi
     expect "cache warm again" 0 "kernels: 0 compiled, $n already cached, 0 failed" -- "$bin" cache warm --arch sm_80 --head-size 32
+    # --report: ptxas's figures for the same kernels, compiled in memory; a tsv has only the table on
+    # stdout, and the cache is left as it was
+    "$bin" cache warm --report-format tsv --arch sm_80 --head-size 32 >"$work/report.tsv" 2>/dev/null
+    if head -1 "$work/report.tsv" | grep -q $'^arch\ttemplate\tkernel\tregisters\tstack_bytes' &&
+        grep -qE $'^sm_80\twkv6.cu\thr_wkv6_forward<float, 32>\t[0-9]+\t[0-9]+\t0\t0\t512\t' "$work/report.tsv" &&
+        [ "$(wc -l <"$work/report.tsv")" -eq $((n + 1)) ] && [ "$(find "$work/kcache" -name '*.bin' | wc -l)" -eq "$n" ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL cache warm --report-format tsv: $(head -3 "$work/report.tsv"), $(wc -l <"$work/report.tsv") lines" >&2
+    fi
+    expect "cache warm --report, PTX only" 0 "kernels: 0 measured, 0 failed, $n PTX" -- \
+        "$bin" cache warm --report --arch sm_999 --head-size 32
+    expect "cache warm --report-format, bad" 2 "--report-format 'xml' is not table, tsv or md" -- \
+        "$bin" cache warm --report-format xml
     expect "cache warm, a GPU newer than NVRTC" 0 "sm_999 is newer than NVRTC .* PTX for compute_" -- "$bin" cache warm --arch sm_999 --head-size 32
     expect "cache stats" 0 "entries: +$((2 * n))" -- "$bin" cache stats
     expect "cache list" 0 "fill.cu +hr_fill<double> +sm_80 +cubin" -- "$bin" cache list

@@ -370,9 +370,7 @@ int main(int argc, char **argv) {
     }
     hr_nvrtc lib;
     if (hr_nvrtc_open(&lib, err, sizeof err) != 0) {
-        const char *require = getenv("HYBRIDRT_REQUIRE_NVRTC");
-        if (require && strcmp(require, "1") == 0) CHECK(0, "NVRTC is required (HYBRIDRT_REQUIRE_NVRTC=1) but: %s", err);
-        else printf("jit.cache: SKIPPED: NVRTC not found (%s)\n", err);
+        test_library_missing("jit.cache", "", "NVRTC", "HYBRIDRT_REQUIRE_NVRTC", err);
         return test_summary("jit.cache");
     }
     char dir[] = "/tmp/hybridrt-cache-test-XXXXXX";

@@ -1,6 +1,7 @@
 /* NVRTC through the dlopen layer, without a GPU: the library opens and lists its targets, every
- * template in kernel_src/ compiles for every target it lists (cubin) and for the newest as PTX, a
- * broken source fails with NVRTC's log, and missing libraries are reported by name. Skips (exit 0,
+ * template in kernel_src/ compiles for every target it lists (cubin) and for the newest as PTX, the
+ * sum of squares has no fused multiply-add (the CPU's bits), a broken source fails with NVRTC's log,
+ * and missing libraries are reported by name. Skips (exit 0,
  * saying so) when NVRTC is not installed, unless HYBRIDRT_REQUIRE_NVRTC=1 (CI sets it).
  * usage: test_nvrtc KERNEL_SRC_DIR */
 #define _GNU_SOURCE /* memmem */
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "cuda/driver.h"
+#include "jit/cache.h"
 #include "jit/kernels.h"
 #include "jit/nvrtc.h"
 #include "jit/tune_space.h"
@@ -149,6 +151,70 @@ static void test_errors(const hr_nvrtc *lib) {
     hr_nvrtc_output_free(&out);
 }
 
+/* The body of the PTX entry function `lowered` (from its opening brace to the matching closing one), or
+ * NULL; its length into *len. */
+static const char *ptx_body(const char *ptx, const char *lowered, size_t *len) {
+    char entry[512];
+    snprintf(entry, sizeof entry, ".entry %s(", lowered);
+    const char *p = strstr(ptx, entry);
+    if (!p || !(p = strchr(p, '{'))) return NULL;
+    int depth = 0;
+    for (const char *q = p; *q; q++) {
+        depth += *q == '{';
+        depth -= *q == '}';
+        if (depth == 0) {
+            *len = (size_t)(q - p + 1);
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* The first floating-point instruction in body that may become a fused multiply-add: an fma or mad
+ * already (NVRTC contracts a*b+c by default), or a mul/add without a rounding mode, which ptxas may
+ * still fuse (the PTX ISA; __dmul_rn/__dadd_rn give mul.rn/add.rn, never fused). NULL when none. */
+static const char *contractible(const char *body, size_t len, char *what, size_t what_size) {
+    static const char *const ops[] = {"fma.", "mad.rn.f", "mad.f", "mul.f32", "mul.f64", "add.f32", "add.f64",
+                                      "mul.ftz.f32", "add.ftz.f32"};
+    const char *first = NULL;
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        const char *hit = memmem(body, len, ops[k], strlen(ops[k]));
+        if (hit && (!first || hit < first)) first = hit;
+    }
+    if (first) snprintf(what, what_size, "%.*s", (int)strcspn(first, ";\n"), first);
+    return first;
+}
+
+/* kernel_src/optim.cu promises the CPU's bits for the sum of squares (hr_cpu_sum_squares, which is
+ * never contracted: runtime/cpu/optim.c): its PTX, for the oldest and the newest PTX target, has no
+ * multiply-add and no multiply or add ptxas could fuse into one. */
+static void test_sum_squares_not_contracted(const hr_nvrtc *lib) {
+    static const char *const kernels[] = {"hr_sum_squares_blocks<float>", "hr_sum_squares_blocks<double>",
+                                          "hr_sum_squares_total"};
+    char targets[2][32];
+    snprintf(targets[0], sizeof targets[0], "compute_%d", hr_nvrtc_supports(lib, 80) ? 80 : lib->archs[0]);
+    snprintf(targets[1], sizeof targets[1], "compute_%d", lib->archs[lib->n_archs - 1]);
+    for (int t = 0; t < 2; t++)
+        for (int k = 0; k < 3; k++) {
+            char err[2048], what[128];
+            hr_kernel_spec spec = {.template_file = "optim.cu", .name_expression = kernels[k], .target = targets[t]};
+            hr_nvrtc_output out;
+            int rc = hr_kernel_compile(lib, &spec, &out, err, sizeof err);
+            CHECK(rc == 0 && out.is_ptx, "optim.cu %s to PTX for %s: %s", kernels[k], targets[t], rc ? err : "not PTX");
+            size_t len = 0;
+            const char *body = rc ? NULL : ptx_body(out.image, out.lowered_name, &len);
+            CHECK(rc || body, "optim.cu %s: no .entry %s in the PTX for %s", kernels[k], out.lowered_name, targets[t]);
+            if (body) {
+                CHECK(!contractible(body, len, what, sizeof what),
+                      "optim.cu %s for %s: `%s` may fuse a multiply and an add (the CPU does not: use __dmul_rn and "
+                      "__dadd_rn)", kernels[k], targets[t], what);
+                CHECK(memmem(body, len, "add.rn.f64", 10) != NULL, "optim.cu %s for %s: its sum is add.rn.f64",
+                      kernels[k], targets[t]);
+            }
+            hr_nvrtc_output_free(&out);
+        }
+}
+
 static void test_missing_libraries(void) {
     char err[1024];
     setenv("HYBRIDRT_NVRTC_LIBRARY", "/nonexistent/libnvrtc.so.99", 1);
@@ -184,12 +250,7 @@ int main(int argc, char **argv) {
     char err[1024];
     hr_nvrtc lib;
     if (hr_nvrtc_open(&lib, err, sizeof err) != 0) {
-        const char *require = getenv("HYBRIDRT_REQUIRE_NVRTC");
-        if (require && strcmp(require, "1") == 0) {
-            CHECK(0, "NVRTC is required (HYBRIDRT_REQUIRE_NVRTC=1) but: %s", err);
-        } else {
-            printf("jit.nvrtc: SKIPPED the compile tests: NVRTC not found (%s)\n", err);
-        }
+        test_library_missing("jit.nvrtc", "the compile tests", "NVRTC", "HYBRIDRT_REQUIRE_NVRTC", err);
         return test_summary("jit.nvrtc");
     }
     printf("NVRTC %d.%d (%s), %d targets: sm_%d ... sm_%d\n", lib.major, lib.minor, lib.path, lib.n_archs,
@@ -197,6 +258,7 @@ int main(int argc, char **argv) {
     CHECK(lib.major >= 12, "NVRTC 12 or newer, got %d.%d", lib.major, lib.minor);
     CHECK(hr_nvrtc_supports(&lib, 80) && !hr_nvrtc_supports(&lib, 1), "target list");
     test_templates(&lib, argv[1]);
+    test_sum_squares_not_contracted(&lib);
     test_errors(&lib);
     hr_nvrtc_close(&lib);
     return test_summary("jit.nvrtc");

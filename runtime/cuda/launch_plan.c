@@ -67,8 +67,9 @@ int hr_ssd_gpu_plan(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64
     if (pairs < 0 || pairs > HR_GPU_MAX_GRID_X)
         return snprintf(err, err_size, "ssd_scan on the GPU: B*H = %lld*%lld is over the grid limit of %lld blocks",
                         (long long)B, (long long)H, (long long)HR_GPU_MAX_GRID_X), -1;
-    /* shared memory: Bm_t and Cm_t (dynamic, 2N), plus in the backward a (P, 33) tile and P+1 sums */
-    int64_t fixed = backward ? (P * 33 + P + 1) * elem_size : 0;
+    /* shared memory: Bm_t and Cm_t (dynamic, 2N), plus in the backward a (P, 33) tile and P+1 sums,
+     * static arrays that ptxas aligns to 16 bytes each (jit.resources checks this against ptxas) */
+    int64_t fixed = backward ? (P * 33 * elem_size + 15) / 16 * 16 + ((P + 1) * elem_size + 15) / 16 * 16 : 0;
     int64_t max_n = (HR_GPU_STATIC_SHARED_LIMIT - fixed) / (2 * elem_size);
     if (N > max_n)
         return snprintf(err, err_size, "ssd_scan on the GPU: state size N=%lld is over the %lld that fit the %lld "

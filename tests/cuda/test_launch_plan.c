@@ -40,11 +40,17 @@ static void test_ssd(void) {
           "backward scratch: (nc + L + 1) P N per pair, got %lld", (long long)p.scratch_elems);
     CHECK(hr_ssd_gpu_plan(2, 8, 2, 96, 1, 64, 4, 0, &p, err, sizeof err) == -1 && strstr(err, "head dim 96"), "%s", err);
     CHECK(hr_ssd_gpu_plan(2, 8, 3, 64, 2, 64, 4, 0, &p, err, sizeof err) == -1 && strstr(err, "multiple of G=2"), "%s", err);
-    /* f64 backward at P = 128: 128*33 + 129 doubles (34824 bytes) of static shared memory leave
-     * (49152 - 34824) / 16 = 895 states' worth for Bm and Cm */
+    /* f64 backward at P = 128: 128*33 and 129 doubles of static shared memory, each array aligned to
+     * 16 bytes as ptxas places them (33792 + 1040 = 34832 bytes), leave (49152 - 34832) / 16 = 895
+     * states' worth for Bm and Cm */
     CHECK(hr_ssd_gpu_plan(1, 8, 1, 128, 1, 895, 8, 1, &p, err, sizeof err) == 0, "N = 895 fits");
     CHECK(hr_ssd_gpu_plan(1, 8, 1, 128, 1, 896, 8, 1, &p, err, sizeof err) == -1 &&
               strstr(err, "state size N=896 is over the 895 that fit"), "%s", err);
+    /* f32 at P = 128: 16896 + 528 = 17424 bytes (not the 17412 of the unaligned arrays, which let
+     * N = 3967 through at 49160 bytes): (49152 - 17424) / 8 = 3966 */
+    CHECK(hr_ssd_gpu_plan(1, 8, 1, 128, 1, 3966, 4, 1, &p, err, sizeof err) == 0, "f32 N = 3966 fits");
+    CHECK(hr_ssd_gpu_plan(1, 8, 1, 128, 1, 3967, 4, 1, &p, err, sizeof err) == -1 &&
+              strstr(err, "state size N=3967 is over the 3966 that fit"), "%s", err);
     CHECK(hr_ssd_gpu_plan(4, 1LL << 22, 64, 128, 8, 128, 4, 1, &p, err, sizeof err) == 0 &&
               p.scratch_elems == 256LL * ((1LL << 22) / 2048 + 2048 + 1) * 128 * 128,
           "long sequences: exact 64-bit scratch, %lld", (long long)p.scratch_elems);

@@ -167,9 +167,9 @@ static void check_figure(const char *what, long long value, long long limit, con
 }
 
 /* The SSD backward's shared memory at the largest state size its launch plan accepts: the static
- * arrays ptxas reports plus the plan's dynamic 2 N elements, against the 48 KiB a block gets without
- * opting in. Printed, for docs/kernel-resources.md: the plan counts the static arrays unpadded, and
- * ptxas aligns each to 16 bytes. */
+ * arrays ptxas reports plus the plan's dynamic 2 N elements, within the 48 KiB a block gets without
+ * opting in (the plan counts each static array aligned to 16 bytes, as ptxas places them). Printed
+ * for docs/kernel-resources.md, and checked. */
 static void print_ssd_headroom(const char *kernel, const char *arch, const hr_kernel_resources *r) {
     char type[16];
     int P = 0;
@@ -189,6 +189,8 @@ static void print_ssd_headroom(const char *kernel, const char *arch, const hr_ke
            "of %lld%s\n", kernel, arch, (long long)lo, (long long)r->shared, (long long)plan.shared_bytes, total,
            (long long)HR_GPU_STATIC_SHARED_LIMIT,
            total > HR_GPU_STATIC_SHARED_LIMIT ? ": OVER (a launch at that N fails; runtime/cuda/launch_plan.c)" : "");
+    CHECK(total <= HR_GPU_STATIC_SHARED_LIMIT, "%s %s: the launch plan allows N=%lld, whose %lld bytes of shared memory "
+          "are over %lld", kernel, arch, (long long)lo, total, (long long)HR_GPU_STATIC_SHARED_LIMIT);
 }
 
 static void test_budgets(const hr_nvrtc *lib) {

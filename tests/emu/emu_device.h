@@ -22,8 +22,12 @@ enum {
 /* ---- the kernel libraries (emu_kernels.c) ---- */
 
 typedef struct shared_var {
-    char *symbol;            /* a static __shared__ array: a thread-local symbol of the library */
+    char *symbol;            /* a thread-local symbol of the library: a static __shared__ array ("_ZZ..."),
+                                the extern __shared__ one, or a guard the generated file adds */
     size_t size;
+    uint64_t offset;         /* in the library's thread-local block */
+    size_t span;             /* to the next symbol (or the block's end): the array and its padding */
+    int next;                /* the symbol after it in the block, or -1 */
     void *addr;              /* for `thread` */
     pthread_t thread;
     bool resolved;
@@ -33,7 +37,7 @@ typedef struct emu_library {
     void *handle;
     char path[4400];
     const hr_emu_module *mod;
-    shared_var *vars;        /* every static shared array of the library */
+    shared_var *vars;        /* every thread-local symbol of the library, by offset */
     int n_vars;
     pthread_t filled_for;    /* the host thread whose copies were filled with 0xFF at first use */
     bool filled;
@@ -77,6 +81,10 @@ void *hr_emu_var_addr(emu_library *lib, shared_var *v);
 void hr_emu_poison_shared(const emu_kernel *k, size_t dynamic_bytes);
 /* 0xFF into all of the library's shared memory, at its first launch on this host thread. */
 void hr_emu_poison_library(emu_library *lib);
+/* After a block: 0 when the padding after each of k's shared arrays and the start of the array after
+ * it (another kernel's, or a guard: 0xFF at rest) are untouched, else -1 with the array named in
+ * what (a write past its end). uses_dynamic: the block may write the extern __shared__ array. */
+int hr_emu_shared_intact(const emu_kernel *k, bool uses_dynamic, char *what, size_t size);
 
 /* ---- launches (emu_launch.c) ---- */
 

@@ -32,18 +32,28 @@ void *hr_emu_var_addr(emu_library *lib, shared_var *v) {
     return v->addr;
 }
 
-/* Every TLS symbol the library defines whose name is a function's static local ("_ZZ..."): its
- * static __shared__ arrays. Read from the file's dynamic symbol table. */
+static int by_offset(const void *a, const void *b) {
+    const shared_var *x = a, *y = b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Every thread-local symbol the library defines (its static __shared__ arrays are the functions'
+ * static locals, "_ZZ..."), by offset, each with its span to the next and the size of the block,
+ * from the file's dynamic symbol table and TLS segment. */
 static int read_shared_vars(emu_library *lib) {
     FILE *f = fopen(lib->path, "rb");
     if (!f) return -1;
     struct stat st;
     unsigned char *elf = NULL;
+    uint64_t block = 0;
     int rc = -1;
     if (fstat(fileno(f), &st) == 0 && (elf = malloc((size_t)st.st_size)) &&
         fread(elf, 1, (size_t)st.st_size, f) == (size_t)st.st_size) {
         const Elf64_Ehdr *eh = (const Elf64_Ehdr *)elf;
         const Elf64_Shdr *sh = (const Elf64_Shdr *)(elf + eh->e_shoff);
+        const Elf64_Phdr *ph = (const Elf64_Phdr *)(elf + eh->e_phoff);
+        for (int i = 0; i < eh->e_phnum; i++)
+            if (ph[i].p_type == PT_TLS) block = ph[i].p_memsz;
         rc = 0;
         for (int i = 0; i < eh->e_shnum && rc == 0; i++) {
             if (sh[i].sh_type != SHT_DYNSYM) continue;
@@ -51,18 +61,16 @@ static int read_shared_vars(emu_library *lib) {
             const char *names = (const char *)elf + sh[sh[i].sh_link].sh_offset;
             size_t n = sh[i].sh_size / sizeof *sym;
             for (size_t s = 0; s < n; s++) {
-                const char *name = names + sym[s].st_name;
-                if (ELF64_ST_TYPE(sym[s].st_info) != STT_TLS || sym[s].st_shndx == SHN_UNDEF ||
-                    strncmp(name, "_ZZ", 3) != 0)
-                    continue;
+                if (ELF64_ST_TYPE(sym[s].st_info) != STT_TLS || sym[s].st_shndx == SHN_UNDEF) continue;
                 shared_var *grown = realloc(lib->vars, (size_t)(lib->n_vars + 1) * sizeof *grown);
-                if (!grown || !(grown[lib->n_vars].symbol = strdup(name))) {
+                if (!grown || !(grown[lib->n_vars].symbol = strdup(names + sym[s].st_name))) {
                     if (grown) lib->vars = grown;
                     rc = -1;
                     break;
                 }
                 lib->vars = grown;
                 grown[lib->n_vars].size = sym[s].st_size;
+                grown[lib->n_vars].offset = sym[s].st_value;
                 grown[lib->n_vars].resolved = false;
                 lib->n_vars++;
             }
@@ -70,7 +78,21 @@ static int read_shared_vars(emu_library *lib) {
     }
     free(elf);
     fclose(f);
-    return rc;
+    if (rc) return rc;
+    qsort(lib->vars, (size_t)lib->n_vars, sizeof *lib->vars, by_offset);
+    /* the guards must close the block at both ends, or the arrays there have nothing to catch an overrun */
+    if (lib->n_vars && (strcmp(lib->vars[0].symbol, "hr_emu_shared_guard_low") != 0 ||
+                        strcmp(lib->vars[lib->n_vars - 1].symbol, "hr_emu_shared_guard_high") != 0))
+        fprintf(stderr, "hybridrt emulated GPU: warning: %s: the shared-memory guards are not at the ends of its "
+                        "thread-local block (%s first, %s last): accesses beyond those arrays go unchecked\n",
+                lib->path, lib->vars[0].symbol, lib->vars[lib->n_vars - 1].symbol);
+    for (int i = 0; i < lib->n_vars; i++) {
+        uint64_t end = i + 1 < lib->n_vars ? lib->vars[i + 1].offset : block;
+        lib->vars[i].span = end > lib->vars[i].offset ? (size_t)(end - lib->vars[i].offset) : lib->vars[i].size;
+        if (lib->vars[i].span < lib->vars[i].size) lib->vars[i].span = lib->vars[i].size;
+        lib->vars[i].next = i + 1 < lib->n_vars ? i + 1 : -1;
+    }
+    return 0;
 }
 
 static bool has_suffix(const char *s, const char *suffix) {
@@ -176,7 +198,7 @@ void hr_emu_poison_shared(const emu_kernel *k, size_t dynamic_bytes) {
     for (int i = 0; i < k->n_vars; i++) {
         shared_var *v = &lib->vars[k->vars[i]];
         void *a = hr_emu_var_addr(lib, v);
-        if (a) memset(a, 0xFF, v->size);
+        if (a) memset(a, 0xFF, v->span);
     }
     if (dynamic_bytes && lib->mod->dynamic_shared) memset(lib->mod->dynamic_shared(), 0xFF, dynamic_bytes);
 }
@@ -188,9 +210,51 @@ void hr_emu_poison_library(emu_library *lib) {
     if (lib->filled && pthread_equal(lib->filled_for, self)) return;
     for (int i = 0; i < lib->n_vars; i++) {
         void *a = hr_emu_var_addr(lib, &lib->vars[i]);
-        if (a) memset(a, 0xFF, lib->vars[i].size);
+        if (a) memset(a, 0xFF, lib->vars[i].span);
     }
     if (lib->mod->dynamic_shared) memset(lib->mod->dynamic_shared(), 0xFF, lib->mod->dynamic_shared_bytes);
     lib->filled = true;
     lib->filled_for = self;
+}
+
+/* The local name of a static local's symbol: "buf" of _ZZ...E3buf. */
+static const char *local_name(const char *symbol, char *buf, size_t size) {
+    const char *e = strrchr(symbol, 'E');
+    if (!e) return symbol;
+    int len = atoi(e + 1);
+    const char *name = e + 1;
+    while (*name >= '0' && *name <= '9') name++;
+    snprintf(buf, size, "%.*s", len > 0 ? len : (int)strlen(name), name);
+    return buf;
+}
+
+static bool all_ff(const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0xFF) return false;
+    return true;
+}
+
+int hr_emu_shared_intact(const emu_kernel *k, bool uses_dynamic, char *what, size_t size) {
+    emu_library *lib = k->lib;
+    unsigned char *dyn = uses_dynamic && lib->mod->dynamic_shared ? lib->mod->dynamic_shared() : NULL;
+    for (int i = 0; i < k->n_vars; i++) {
+        shared_var *v = &lib->vars[k->vars[i]];
+        unsigned char *a = hr_emu_var_addr(lib, v);
+        if (!a) continue;
+        bool bad = !all_ff(a + v->size, v->span - v->size); /* its padding */
+        if (!bad && v->next >= 0) {                         /* the start of the next array, unless it is k's */
+            shared_var *n = &lib->vars[v->next];
+            bool own = false;
+            for (int j = 0; j < k->n_vars; j++) own |= k->vars[j] == v->next;
+            unsigned char *b = hr_emu_var_addr(lib, n);
+            if (!own && b && b != dyn) bad = !all_ff(b, n->size < 64 ? n->size : 64);
+        }
+        if (bad) {
+            char name[128];
+            snprintf(what, size, "a write past the end of __shared__ array %s (%zu bytes)",
+                     local_name(v->symbol, name, sizeof name), v->size);
+            return -1;
+        }
+    }
+    return 0;
 }

@@ -236,6 +236,9 @@ static int run_block(uint64_t b, unsigned gx, unsigned gy, int schedule, uint64_
                                where(&run.fibers[other], c, sizeof c));
         for (unsigned t = 0; t < run.threads; t++) run.fibers[t].state = F_READY;
     }
+    char what[256];
+    if (hr_emu_shared_intact(k, dynamic_bytes > 0, what, sizeof what))
+        return hr_emu_fail(HR_CU_LAUNCH_FAILED, "%s, block %llu: %s", k->k->name_expression, (unsigned long long)b, what);
     hr_emu_poison_shared(k, dynamic_bytes);
     return 0;
 }

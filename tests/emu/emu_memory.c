@@ -36,8 +36,7 @@ static int below(const hr_emu_memory *m, const void *p) {
 
 int hr_emu_alloc_new(hr_emu_memory *m, size_t bytes, void **ptr) {
     if (bytes == 0 || bytes > m->capacity - m->bytes) return -1;
-    size_t rounded = (bytes + 15) / 16 * 16;
-    size_t data_pages = (rounded + m->page - 1) / m->page * m->page;
+    size_t data_pages = (bytes + m->page - 1) / m->page * m->page;
     size_t map_size = data_pages + 2 * m->page;
     unsigned char *map = mmap(NULL, map_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (map == MAP_FAILED) return -1;
@@ -55,7 +54,9 @@ int hr_emu_alloc_new(hr_emu_memory *m, size_t bytes, void **ptr) {
         m->live = grown;
         m->cap = cap;
     }
-    unsigned char *data = m->guard_before ? map + m->page : map + m->page + data_pages - rounded;
+    /* against the guard after it, to the byte: the buffer is then aligned to the largest power of two
+     * dividing its size (16 at most), which is its elements' alignment */
+    unsigned char *data = m->guard_before ? map + m->page : map + m->page + data_pages - bytes;
     memset(map + m->page, 0xFF, data_pages); /* garbage that reads as NaN */
     int at = below(m, data) + 1;
     memmove(&m->live[at + 1], &m->live[at], (size_t)(m->n - at) * sizeof *m->live);
@@ -100,7 +101,17 @@ void hr_emu_memory_describe(const hr_emu_memory *m, const void *addr, char *buf,
             return;
         }
         if (p >= a->map && p < a->data) {
-            snprintf(buf, size, "%zu bytes before the start of device buffer #%llu (%zu bytes at %p)",
+            /* an overrun of more than a page from the mapping just below lands here too: name both */
+            const hr_emu_alloc *below_map = NULL;
+            for (int j = 0; j < m->n; j++)
+                if (m->live[j].map + m->live[j].map_size == a->map) below_map = &m->live[j];
+            int n = below_map ? snprintf(buf, size, "%zu bytes past the end of device buffer #%llu (%zu bytes at %p) "
+                                                    "or ", (size_t)(p - (below_map->data + below_map->size)),
+                                         (unsigned long long)below_map->serial, below_map->size,
+                                         (void *)below_map->data)
+                              : 0;
+            if (n < 0 || (size_t)n >= size) return; /* no room for the rest */
+            snprintf(buf + n, size - (size_t)n, "%zu bytes before the start of device buffer #%llu (%zu bytes at %p)",
                      (size_t)(a->data - p), (unsigned long long)a->serial, a->size, (void *)a->data);
             return;
         }

@@ -1,6 +1,7 @@
 /* The emulated device's memory: host pages, one mapping per allocation, with an inaccessible guard
- * page on each side. The buffer ends where the guard after it begins (rounded to 16 bytes), so a
- * read or write past its end faults at once; HYBRIDRT_EMU_GUARD=before puts its start against the
+ * page on each side. The buffer ends where the guard after it begins, to the byte (so it is aligned
+ * to the largest power of two dividing its size, which is its elements'), and a read or write past
+ * its end faults at once; HYBRIDRT_EMU_GUARD=before puts its start against the
  * guard before it instead (for underruns). New memory is filled with 0xFF bytes (NaN in f32 and f64),
  * as a GPU's memory is garbage: a kernel reading what nothing wrote gives NaN. Freed mappings stay
  * inaccessible for a while (a use after free faults) before they are unmapped. */

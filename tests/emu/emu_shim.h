@@ -35,7 +35,7 @@ static hr_emu_indices hr_emu_idx;
 #define blockDim (hr_emu_idx.block_dim)
 #define gridDim (hr_emu_idx.grid_dim)
 
-static void (*hr_emu_barrier)(const char *file, int line);
+__attribute__((unused)) static void (*hr_emu_barrier)(const char *file, int line);
 #define __syncthreads() hr_emu_barrier(__FILE__, __LINE__)
 
 static inline unsigned int __float_as_uint(float f) {
@@ -84,7 +84,13 @@ template <typename... A> static hr_emu_kernel hr_emu_entry(const char *name_expr
 
 #define HR_EMU_KERNEL(name_expression, ...) hr_emu_entry(name_expression, &__VA_ARGS__)
 
-static hr_emu_indices *hr_emu_indices_here() { return &hr_emu_idx; }
+__attribute__((unused)) static hr_emu_indices *hr_emu_indices_here() { return &hr_emu_idx; }
+
+// A thread-local array no kernel writes, beside the shared arrays (exported, so the driver sees it).
+#define HR_EMU_SHARED_GUARD(name) \
+    extern "C" {                  \
+    __attribute__((visibility("default"))) alignas(64) thread_local unsigned char name[256]; \
+    }
 
 // The module: `file`, the table, and the `extern __shared__` array (or none).
 #define HR_EMU_MODULE(file, table, dynamic_fn, dynamic_bytes)                                                   \

@@ -215,9 +215,10 @@ hr_tensor *hr_transpose(hr_ctx *ctx, hr_tensor *x, int d0, int d1) {
 
 hr_tensor *hr_narrow(hr_ctx *ctx, hr_tensor *x, int dim, int64_t start, int64_t length) {
     if ((dim = norm_dim(ctx, "narrow", dim, x->ndim)) < 0) return NULL;
-    if (start < 0 || length < 0 || start + length > x->shape[dim]) {
-        hr_error(ctx, "narrow: range [%lld, %lld) is outside dimension %d of size %lld (shape %s)",
-                 (long long)start, (long long)(start + length), dim + 1, (long long)x->shape[dim], SHAPE(x));
+    /* length > size - start, not start + length > size: the sum can pass 2^63 */
+    if (start < 0 || length < 0 || start > x->shape[dim] || length > x->shape[dim] - start) {
+        hr_error(ctx, "narrow: %lld elements from (0-based) index %lld are outside dimension %d of size %lld (shape %s)",
+                 (long long)length, (long long)start, dim + 1, (long long)x->shape[dim], SHAPE(x));
         return NULL;
     }
     int64_t shape[HR_MAX_DIMS], lstride[HR_MAX_DIMS];

@@ -290,15 +290,16 @@ static int gated_rms_norm_backward(hr_ctx *ctx, hr_node *n) {
 
 /* ---- sequence ops ---- */
 
-/* Copies integer ids into an i64 buffer, checking each against [0, limit) (or == allowed). */
-static int validate_ids(hr_ctx *ctx, const hr_node *n, const hr_tensor *ids, int64_t limit, int64_t allowed,
+/* Copies integer ids into an i64 buffer, checking each against [0, limit), or == *allowed when allowed
+ * is not NULL (cross-entropy's ignore index; an embedding allows nothing else). */
+static int validate_ids(hr_ctx *ctx, const hr_node *n, const hr_tensor *ids, int64_t limit, const int64_t *allowed,
                         const char *what, int64_t *out) {
     int64_t count = hr_tensor_numel(ids);
     const void *p = hr_tensor_data(ids);
     for (int64_t i = 0; i < count; i++) {
         int64_t id = ids->dtype == HR_I64 ? ((const int64_t *)p)[i]
                    : ids->dtype == HR_I32 ? ((const int32_t *)p)[i] : ((const uint8_t *)p)[i];
-        if ((id < 0 || id >= limit) && id != allowed)
+        if ((id < 0 || id >= limit) && !(allowed && id == *allowed))
             return hr_error(ctx, "%s: %s %lld at position %lld is outside [0, %lld)", hr_op_name(n->op), what,
                             (long long)id, (long long)i + 1, (long long)limit);
         out[i] = id;
@@ -309,7 +310,7 @@ static int validate_ids(hr_ctx *ctx, const hr_node *n, const hr_tensor *ids, int
 static int embedding_forward(hr_ctx *ctx, hr_node *n) {
     const hr_tensor *w = n->in[1];
     int64_t *ids = SAVED(0);
-    if (validate_ids(ctx, n, n->in[0], w->shape[0], -1, "id", ids)) return -1;
+    if (validate_ids(ctx, n, n->in[0], w->shape[0], NULL, "id", ids)) return -1;
     KERNEL(w->dtype, hr_cpu_embedding_forward, hr_tensor_numel(n->in[0]), w->shape[1], ids, IN(1), OUT(0));
     return 0;
 }
@@ -396,7 +397,7 @@ static int ssd_backward(hr_ctx *ctx, hr_node *n) {
 static int cross_entropy_forward(hr_ctx *ctx, hr_node *n) {
     const hr_tensor *logits = n->in[0];
     int64_t V = last_dim(logits), count = 0;
-    if (validate_ids(ctx, n, n->in[1], V, n->iattr[0], "target", SAVED(1))) return -1;
+    if (validate_ids(ctx, n, n->in[1], V, &n->iattr[0], "target", SAVED(1))) return -1;
     int rc = KERNEL(DT, hr_cpu_cross_entropy_forward, rows(logits), V, IN(0), SAVED(1), n->iattr[0], OUT(0),
                     SAVED(0), &count);
     n->iattr[1] = count;

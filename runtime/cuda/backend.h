@@ -114,9 +114,10 @@ int hr_cuda_upload(hr_ctx *ctx, uint64_t device, const void *host, int64_t bytes
 /* Sets bytes to zero in stream order. */
 int hr_cuda_memzero(hr_ctx *ctx, uint64_t device, int64_t bytes);
 /* Copies integer ids (i64, i32 or u8, contiguous, on the GPU) into the i64 device tensor out_i64,
- * each checked on the host against [0, limit) or == allowed, with the CPU's message naming `what`
- * ("id", "target") and the position. Synchronises with the stream. 0, or -1 with the context error. */
-int hr_cuda_validated_ids(hr_ctx *ctx, const hr_node *n, const hr_tensor *ids, int64_t limit, int64_t allowed,
+ * each checked on the host against [0, limit) or == *allowed (NULL: nothing else is allowed), with
+ * the CPU's message naming `what` ("id", "target") and the position. Synchronises with the stream. 0,
+ * or -1 with the context error. */
+int hr_cuda_validated_ids(hr_ctx *ctx, const hr_node *n, const hr_tensor *ids, int64_t limit, const int64_t *allowed,
                           const char *what, hr_tensor *out_i64);
 
 /* The device address of a tensor's element 0 (0 for NULL). */

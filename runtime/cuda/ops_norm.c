@@ -172,7 +172,7 @@ static int cross_entropy_forward(hr_ctx *ctx, hr_node *n) {
     const hr_tensor *logits = n->in[0];
     hr_dtype dt = logits->dtype;
     int64_t V = last_dim(logits), rows = hr_tensor_numel(n->in[1]), ignore = n->iattr[0];
-    if (hr_cuda_validated_ids(ctx, n, n->in[1], V, ignore, "target", n->saved[1])) return -1;
+    if (hr_cuda_validated_ids(ctx, n, n->in[1], V, &ignore, "target", n->saved[1])) return -1;
     uint64_t row_loss = 0; /* (rows): 0 for ignored rows */
     if (hr_cuda_scratch(ctx, (rows > 0 ? rows : 1) * (int64_t)hr_dtype_size(dt), &row_loss)) return -1;
     char name[96];

@@ -20,9 +20,10 @@ static int launch(hr_ctx *ctx, const char *name, int64_t count, int nargs, const
 #define DT (n->in[0]->dtype)
 
 /* Copies the integer ids (i64, i32 or u8, contiguous, on the GPU) into the i64 device tensor out_i64,
- * checking each against [0, limit) or == allowed on the host first, with the CPU's validate_ids
- * message: the kernels index with them unchecked. Synchronises with the stream (the download). */
-int hr_cuda_validated_ids(hr_ctx *ctx, const hr_node *n, const hr_tensor *ids, int64_t limit, int64_t allowed,
+ * checking each against [0, limit) or == *allowed (when not NULL) on the host first, with the CPU's
+ * validate_ids message: the kernels index with them unchecked. Synchronises with the stream (the
+ * download). */
+int hr_cuda_validated_ids(hr_ctx *ctx, const hr_node *n, const hr_tensor *ids, int64_t limit, const int64_t *allowed,
                           const char *what, hr_tensor *out_i64) {
     int64_t count = hr_tensor_numel(ids);
     if ((ids->dtype != HR_I64 && ids->dtype != HR_I32 && ids->dtype != HR_U8) || !hr_tensor_is_contiguous(ids) ||
@@ -45,7 +46,7 @@ int hr_cuda_validated_ids(hr_ctx *ctx, const hr_node *n, const hr_tensor *ids, i
             memcpy(&v, raw + i * 4, sizeof v);
             id = v;
         } else id = raw[i];
-        if ((id < 0 || id >= limit) && id != allowed)
+        if ((id < 0 || id >= limit) && !(allowed && id == *allowed))
             rc = hr_error(ctx, "%s: %s %lld at position %lld is outside [0, %lld)", hr_op_name(n->op), what,
                           (long long)id, (long long)i + 1, (long long)limit);
         out[i] = id;
@@ -61,7 +62,7 @@ int hr_cuda_validated_ids(hr_ctx *ctx, const hr_node *n, const hr_tensor *ids, i
 
 static int embedding_forward(hr_ctx *ctx, hr_node *n) {
     const hr_tensor *w = n->in[1];
-    if (hr_cuda_validated_ids(ctx, n, n->in[0], w->shape[0], -1, "id", n->saved[0])) return -1;
+    if (hr_cuda_validated_ids(ctx, n, n->in[0], w->shape[0], NULL, "id", n->saved[0])) return -1;
     int64_t count = hr_tensor_numel(n->in[0]), C = w->shape[1];
     char name[64];
     snprintf(name, sizeof name, "hr_embedding_forward<%s>", hr_cuda_type_name(w->dtype));

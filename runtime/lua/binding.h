@@ -42,6 +42,11 @@ void hr_lua_open_tokenizer(lua_State *L); /* the table hr.tokenizer and the Toke
 void hr_lua_open_device(lua_State *L);   /* use_device, device_stats, synchronize, tune_force */
 void hr_lua_open_tune(lua_State *L);     /* tune_spaces, tune_source_hash, tune_record, tune_db */
 
+/* The number of entries of the table at arg, as it holds them (lua_rawlen: never more than memory
+ * has), for sizing buffers; a __len metamethod that says otherwise is refused naming `what` (it once
+ * sized scratch from a claimed 2^62 entries, which wrapped to nothing). */
+lua_Integer hr_lua_array_len(lua_State *L, int arg, const char *what);
+
 /* t[key] = v for the table on top of the stack (result tables of stats and listings). */
 void hr_lua_set_int(lua_State *L, const char *key, lua_Integer v);
 void hr_lua_set_str(lua_State *L, const char *key, const char *v);

@@ -166,7 +166,7 @@ static int t_fill(lua_State *L) {
     const hr_tokens *tok = check_tokens(L);
     hr_tensor *x = hr_lua_check_tensor(L, 2), *y = hr_lua_check_tensor(L, 3);
     luaL_checktype(L, 4, LUA_TTABLE);
-    lua_Integer B = luaL_len(L, 4);
+    lua_Integer B = hr_lua_array_len(L, 4, "fill: starts");
     if (x->ndim == 2 && B != x->shape[0])
         return luaL_error(L, "fill: %I starts for the %I rows of x", B, (lua_Integer)x->shape[0]);
     int64_t *starts = scratch(L, (size_t)B, sizeof *starts);
@@ -224,7 +224,7 @@ static uint32_t *check_ids(lua_State *L, int arg, uint32_t vocab, int64_t *n) {
         return ids;
     }
     luaL_argexpected(L, lua_istable(L, arg), arg, "table of ids or integer tensor");
-    *n = luaL_len(L, arg);
+    *n = hr_lua_array_len(L, arg, "write_tokens: ids");
     uint32_t *ids = scratch(L, (size_t)*n, sizeof *ids);
     for (int64_t i = 0; i < *n; i++) {
         lua_geti(L, arg, i + 1);

@@ -72,6 +72,18 @@ void hr_lua_account_tensor(lua_State *L, int64_t nbytes) {
 
 int hr_lua_raise(lua_State *L) { return luaL_error(L, "%s", hr_last_error(hr_lua_ctx(L))); }
 
+lua_Integer hr_lua_array_len(lua_State *L, int arg, const char *what) {
+    arg = lua_absindex(L, arg);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, arg);
+    if (luaL_getmetafield(L, arg, "__len") != LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_Integer claimed = luaL_len(L, arg);
+        if (claimed != n)
+            luaL_error(L, "%s: a table whose __len says %I entries holds %I: give a plain table", what, claimed, n);
+    }
+    return n;
+}
+
 void hr_lua_set_int(lua_State *L, const char *key, lua_Integer v) {
     lua_pushinteger(L, v);
     lua_setfield(L, -2, key);

@@ -78,7 +78,7 @@ static int l_conv1d_causal(lua_State *L) {
 /* hr.concat({a, b, ...}, dim) */
 static int l_concat(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    int n = (int)luaL_len(L, 1);
+    lua_Integer n = hr_lua_array_len(L, 1, "concat");
     hr_tensor *xs[8];
     if (n < 1 || n > 8) return luaL_error(L, "concat: takes 1 to 8 tensors, got %d", n);
     for (int i = 0; i < n; i++) {
@@ -97,7 +97,9 @@ static int l_split(lua_State *L) {
     int64_t total = x->shape[dim], start = 0, size = 0;
     int pieces;
     if (lua_istable(L, 2)) {
-        pieces = (int)luaL_len(L, 2);
+        lua_Integer listed = hr_lua_array_len(L, 2, "split: sizes");
+        if (listed > total + 1) return luaL_error(L, "split: %I sizes for a dimension of %I", listed, (lua_Integer)total);
+        pieces = (int)listed;
     } else {
         size = luaL_checkinteger(L, 2);
         if (size <= 0) return luaL_error(L, "split: size must be positive, got %d", (int)size);

@@ -59,8 +59,9 @@ int hr_lua_check_dim(lua_State *L, int arg, int ndim) {
 int hr_lua_check_shape(lua_State *L, int first, int64_t *shape) {
     int ndim = 0;
     if (lua_istable(L, first)) {
-        ndim = (int)luaL_len(L, first);
-        if (ndim > HR_MAX_DIMS) luaL_error(L, "a shape has at most %d dimensions, got %d", HR_MAX_DIMS, ndim);
+        lua_Integer listed = hr_lua_array_len(L, first, "shape");
+        if (listed > HR_MAX_DIMS) luaL_error(L, "a shape has at most %d dimensions, got %I", HR_MAX_DIMS, listed);
+        ndim = (int)listed;
         for (int d = 0; d < ndim; d++) {
             lua_geti(L, first, d + 1);
             int is_int;
@@ -263,7 +264,7 @@ static int table_shape(lua_State *L, int idx, int64_t *shape) {
     lua_pushvalue(L, idx);
     while (lua_istable(L, -1)) {
         if (ndim == HR_MAX_DIMS) luaL_error(L, "hr.tensor: nested deeper than %d levels", HR_MAX_DIMS);
-        shape[ndim++] = (int64_t)luaL_len(L, -1);
+        shape[ndim++] = (int64_t)hr_lua_array_len(L, -1, "hr.tensor");
         if (shape[ndim - 1] == 0) break;
         lua_geti(L, -1, 1);
         lua_remove(L, -2);
@@ -273,7 +274,7 @@ static int table_shape(lua_State *L, int idx, int64_t *shape) {
 }
 
 static void table_fill(lua_State *L, hr_tensor *t, int dim, int64_t *flat) {
-    int64_t n = (int64_t)luaL_len(L, -1);
+    int64_t n = (int64_t)hr_lua_array_len(L, -1, "hr.tensor");
     if (n != t->shape[dim]) luaL_error(L, "hr.tensor: ragged table (dimension %d has %d and %d entries)", dim + 1,
                                        (int)t->shape[dim], (int)n);
     for (int64_t i = 1; i <= n; i++) {
@@ -584,7 +585,9 @@ static int m_t(lua_State *L) {
 static int m_narrow(lua_State *L) {
     hr_tensor *t = hr_lua_check_tensor(L, 1);
     int dim = hr_lua_check_dim(L, 2, t->ndim);
-    return hr_lua_push_result(L, hr_narrow(hr_lua_ctx(L), t, dim, luaL_checkinteger(L, 3) - 1, luaL_checkinteger(L, 4)));
+    lua_Integer start = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, start >= 1, 3, "the start of narrow counts from 1"); /* and start - 1 cannot wrap */
+    return hr_lua_push_result(L, hr_narrow(hr_lua_ctx(L), t, dim, start - 1, luaL_checkinteger(L, 4)));
 }
 
 /* t:slice(dim, i, j): entries i..j inclusive, negative counting from the end, as string.sub. */
@@ -594,8 +597,8 @@ static int m_slice(lua_State *L) {
     const int64_t size = t->shape[dim], first = luaL_checkinteger(L, 3), last = luaL_optinteger(L, 4, -1);
     const int64_t i = first < 0 ? first + size + 1 : first, j = last < 0 ? last + size + 1 : last;
     if (i < 1 || j > size || j < i - 1)
-        return luaL_error(L, "slice: %d..%d is not a range of dimension %d (size %d)", (int)first, (int)last, dim + 1,
-                          (int)size);
+        return luaL_error(L, "slice: %I..%I is not a range of dimension %d (size %I)", (lua_Integer)first,
+                          (lua_Integer)last, dim + 1, (lua_Integer)size);
     return hr_lua_push_result(L, hr_narrow(hr_lua_ctx(L), t, dim, i - 1, j - i + 1));
 }
 

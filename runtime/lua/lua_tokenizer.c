@@ -131,7 +131,7 @@ static int t_decode(lua_State *L) {
         n = (size_t)hr_tensor_numel(t);
     } else {
         luaL_argexpected(L, lua_istable(L, 2), 2, "table of ids or integer tensor");
-        n = (size_t)luaL_len(L, 2);
+        n = (size_t)hr_lua_array_len(L, 2, "decode: ids");
     }
     uint32_t *ids = lua_newuserdatauv(L, (n ? n : 1) * sizeof *ids, 0); /* collected even if this raises */
     for (size_t i = 0; i < n; i++) {
@@ -317,7 +317,7 @@ static int l_train_bpe(lua_State *L) {
         for (int i = 0; i < 4; i++) specials[n_special++] = dflt[i];
     } else {
         luaL_argexpected(L, lua_istable(L, -1), 1, "special_tokens as a table of strings");
-        lua_Integer n = luaL_len(L, -1);
+        lua_Integer n = hr_lua_array_len(L, -1, "train_bpe: special_tokens");
         if (n > 64) return luaL_error(L, "train_bpe: at most 64 special tokens");
         for (lua_Integer i = 1; i <= n; i++) {
             lua_geti(L, -1, i);
@@ -347,7 +347,7 @@ static int l_train_bpe(lua_State *L) {
         if (hr_bpe_trainer_feed(tb->tr, (const uint8_t *)text, n) || hr_bpe_trainer_end_file(tb->tr))
             return luaL_error(L, "train_bpe: out of memory");
     } else if (lua_istable(L, -1)) {
-        lua_Integer n = luaL_len(L, -1);
+        lua_Integer n = hr_lua_array_len(L, -1, "train_bpe: files");
         for (lua_Integer i = 1; i <= n; i++) {
             lua_geti(L, -1, i);
             if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "train_bpe: files[%I] must be a path", i);

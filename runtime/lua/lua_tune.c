@@ -78,7 +78,8 @@ static void check_record(lua_State *L, int idx, hr_tune_record *r) {
     lua_pop(L, 1);
     lua_getfield(L, idx, "shape");
     luaL_checktype(L, -1, LUA_TTABLE);
-    r->n_dims = (int)luaL_len(L, -1);
+    lua_Integer dims = hr_lua_array_len(L, -1, "tuning record: shape");
+    r->n_dims = dims > HR_TUNE_MAX_DIMS ? HR_TUNE_MAX_DIMS + 1 : (int)dims;
     if (r->n_dims > HR_TUNE_MAX_DIMS) luaL_error(L, "tuning record: at most %d shape dims", HR_TUNE_MAX_DIMS);
     for (int k = 0; k < r->n_dims; k++) {
         lua_geti(L, -1, k + 1);
@@ -94,7 +95,8 @@ static void check_record(lua_State *L, int idx, hr_tune_record *r) {
     lua_pop(L, 1);
     lua_getfield(L, idx, "times");
     luaL_checktype(L, -1, LUA_TTABLE);
-    r->n_times = (int)luaL_len(L, -1);
+    lua_Integer times = hr_lua_array_len(L, -1, "tuning record: times");
+    r->n_times = times > HR_TUNE_MAX_TIMES ? HR_TUNE_MAX_TIMES + 1 : (int)times;
     if (r->n_times < 1 || r->n_times > HR_TUNE_MAX_TIMES)
         luaL_error(L, "tuning record: 1 to %d times", HR_TUNE_MAX_TIMES);
     for (int k = 0; k < r->n_times; k++) {

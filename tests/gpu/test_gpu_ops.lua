@@ -159,6 +159,9 @@ end
 t.raises(function()
   hr.embedding(hr.tensor({{1, 9}}, "i64"):to(dev), hr.randn({4, 3}):to(dev))
 end, "embedding", "outside [0, 4)")
+t.raises(function()
+  hr.embedding(hr.tensor({{1, -1}}, "i64"):to(dev), hr.randn({4, 3}):to(dev))
+end, "embedding", "id -1 at position 2 is outside [0, 4)")
 
 -- ---- one training step of the tiny preset: the same loss on both devices ----
 local nn = require "hybridrt.nn.model"

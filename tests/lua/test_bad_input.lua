@@ -68,6 +68,40 @@ t.raises(function() return hr.group_norm(hr.zeros({5, 0}), 1, hr.zeros({0}), hr.
          "group_norm", "has no elements")
 t.raises(function() return hr.cross_entropy(hr.zeros({5, 0}), hr.zeros({5}, "i64")) end, "no classes")
 
+-- an embedding id of -1 is refused like any other outside [0, V) (cross-entropy's ignore index once
+-- let it through: the forward read the row before the weights, the backward wrote there)
+t.raises(function() return hr.embedding(hr.tensor({{1, -1}}, "i64"), hr.randn({4, 3})) end, "embedding",
+         "id -1 at position 2 is outside [0, 4)")
+t.raises(function() return hr.embedding(hr.tensor({-100}, "i64"), hr.randn({4, 3})) end, "id -100", "outside [0, 4)")
+t.check(hr.cross_entropy(hr.randn({2, 3}), hr.tensor({1, -100}, "i64")):item() > 0,
+        "cross-entropy still ignores its ignore index")
+
+-- narrow's range is checked without overflow (start + length once wrapped past 2^63 into a view
+-- outside its storage)
+t.raises(function() return hr.zeros({4}):narrow(1, 2 ^ 62 + 33, 2 ^ 62) end, "narrow", "outside dimension 1 of size 4")
+t.raises(function() return hr.zeros({4}):narrow(1, 3, math.maxinteger) end, "narrow", "outside dimension 1")
+t.raises(function() return hr.zeros({4}):narrow(1, math.mininteger, 1) end, "counts from 1")
+t.check(hr.zeros({4}):narrow(1, 5, 0):numel() == 0, "an empty narrow at the end is allowed")
+
+-- a table whose __len claims more than it holds is refused: its length once sized scratch as
+-- n * elem_size, which wrapped to nothing for 2^62 entries, before n entries were written
+local function liar(n) return setmetatable({1, 2}, {__len = function() return n end}) end
+local tmp = os.tmpname()
+for _, n in ipairs({2 ^ 62, 2 ^ 61, -1}) do
+  n = math.tointeger(n)
+  t.raises(function() return hr.write_tokens(tmp, liar(n), 256) end, "write_tokens: ids", "__len says")
+  t.raises(function() return hr.tokenizer.bytes():decode(liar(n)) end, "decode: ids", "__len says")
+  t.raises(function() return hr.tensor(liar(n)) end, "hr.tensor", "__len says")
+  t.raises(function() return hr.concat(liar(n), 1) end, "concat", "__len says")
+end
+hr.write_tokens(tmp, {1, 2, 3, 4, 5, 6, 7, 8}, 256)
+local ds <close> = hr.open_tokens(tmp)
+t.raises(function() ds:fill(hr.zeros({2, 3}, "i64"), hr.zeros({2, 3}, "i64"), liar(math.tointeger(2 ^ 62))) end,
+         "fill: starts", "__len says")
+t.check(hr.write_tokens(tmp, setmetatable({1, 2}, {__len = function() return 2 end}), 256) == true,
+        "a __len that tells the truth is fine")
+os.remove(tmp)
+
 -- devices: unknown names, and a GPU where none opens, are errors naming the problem
 t.raises(function() return hr.zeros({2}):to("gpu") end, "'gpu' is neither a dtype", "nor a device")
 t.raises(function() return hr.zeros({2}, "f32", "cuda:x") end, "unknown device 'cuda:x'")

@@ -1,3 +1,4 @@
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "io/fileio.h"
 
 #include <errno.h>
@@ -69,16 +70,47 @@ static void set_default_mode(int fd) {
     fchmod(fd, 0666 & ~mask);
 }
 
+static const char *file_kind(mode_t mode) {
+    return S_ISDIR(mode) ? "a directory" : S_ISCHR(mode) ? "a character device" : S_ISBLK(mode) ? "a block device"
+         : S_ISFIFO(mode) ? "a FIFO" : S_ISSOCK(mode) ? "a socket" : "not a regular file";
+}
+
+/* The file to write for `path`: path itself when nothing or a regular file is there, the regular
+ * file a symbolic link leads to (the link stays a link), else NULL with the reason in why: anything
+ * else there (a directory, a device, a FIFO, a socket) is never replaced by a regular file, and a
+ * link leading nowhere is refused rather than replaced. */
+static char *write_target(const char *path, char *why, size_t why_size) {
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return strdup(path);
+        snprintf(why, why_size, "%s", strerror(errno));
+        return NULL;
+    }
+    char *target = S_ISLNK(st.st_mode) ? realpath(path, NULL) : strdup(path);
+    if (!target) {
+        snprintf(why, why_size, "a symbolic link that leads nowhere (%s): not replaced", strerror(errno));
+        return NULL;
+    }
+    if (stat(target, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(why, why_size, "it is %s%s, not a regular file: not replaced", file_kind(st.st_mode),
+                 strcmp(target, path) ? " (through a symbolic link)" : "");
+        free(target);
+        return NULL;
+    }
+    return target;
+}
+
 int hr_atomic_open(hr_ctx *ctx, hr_atomic_file *af, const char *path) {
     *af = (hr_atomic_file){0};
-    size_t len = strlen(path);
-    af->path = strdup(path);
+    char why[512];
+    if (!(af->path = write_target(path, why, sizeof why))) return hr_error(ctx, "cannot write '%s': %s", path, why);
+    size_t len = strlen(af->path);
     char *tmp = malloc(len + sizeof TMP_SUFFIX);
-    if (!af->path || !tmp) {
-        free(tmp);
+    if (!tmp) {
         hr_atomic_abort(af);
         return hr_error(ctx, "cannot write '%s': out of memory", path);
     }
+    path = af->path;
     memcpy(tmp, path, len);
     memcpy(tmp + len, TMP_SUFFIX, sizeof TMP_SUFFIX);
     int fd = mkstemp(tmp);
@@ -131,7 +163,15 @@ int hr_atomic_commit(hr_ctx *ctx, hr_atomic_file *af) {
     if (fflush(af->f) != 0 || fsync(fileno(af->f)) != 0) return fail(ctx, af, af->path, errno);
     FILE *f = af->f;
     af->f = NULL; /* fclose releases the stream even when it fails */
-    if (fclose(f) != 0 || rename(af->tmp, af->path) != 0) return fail(ctx, af, af->path, errno);
+    if (fclose(f) != 0) return fail(ctx, af, af->path, errno);
+    struct stat st; /* something other than a file may have appeared there since the open */
+    if (lstat(af->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        hr_error(ctx, "cannot write '%s': it became %s while being written: not replaced", af->path,
+                 S_ISLNK(st.st_mode) ? "a symbolic link" : file_kind(st.st_mode));
+        hr_atomic_abort(af);
+        return -1;
+    }
+    if (rename(af->tmp, af->path) != 0) return fail(ctx, af, af->path, errno);
     free(af->tmp);
     af->tmp = NULL;
     sync_parent_dir(af->path);

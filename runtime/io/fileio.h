@@ -24,7 +24,10 @@ void hr_unmap_file(hr_mapped_file *m);
  * The bytes go to a temporary file beside the target (<path>.tmp.XXXXXX, in the same directory so
  * the rename cannot cross file systems), which is flushed, synced and renamed over the target only
  * once everything was written. Any failure removes the temporary file and leaves an existing file at
- * the target untouched: a full disk in the middle of a checkpoint never destroys the previous one. */
+ * the target untouched: a full disk in the middle of a checkpoint never destroys the previous one.
+ * A target that exists and is not a regular file (a directory, a device such as /dev/null, a FIFO,
+ * a socket) is refused, never replaced; a symbolic link is followed to its file, which is written
+ * (the link stays), and a link to nothing is refused. */
 
 typedef struct {
     FILE *f;     /* the temporary file, NULL once closed */

@@ -189,5 +189,35 @@ t.case("fill records its writes for autograd", function()
   ds:close()
 end)
 
+t.case("a target that is not a regular file is refused, never replaced; a link is written through", function()
+  local function kind(path)
+    local p = io.popen("stat -c %F " .. path .. " 2>/dev/null")
+    local k = p:read("l")
+    p:close()
+    return k
+  end
+  local fifo, dir, file, link, dangling = tmp("fifo"), tmp("dir"), tmp("real.st"), tmp("link.st"), tmp("nowhere")
+  os.execute("mkfifo " .. fifo .. " && mkdir " .. dir)
+  t.check(kind(fifo) == "fifo" and kind(dir) == "directory", "made a FIFO and a directory")
+  local x = {x = hr.zeros({2})}
+  for _, target in ipairs({fifo, dir, "/dev/null"}) do
+    t.raises(function() hr.save_safetensors(target, x) end, "cannot write", "not a regular file: not replaced")
+    t.raises(function() hr.write_tokens(target, {1, 2}, 4) end, "cannot write", "not replaced")
+    t.raises(function() hr.tokenizer.bytes():save(target) end, "cannot write", "not replaced")
+  end
+  t.check(kind(fifo) == "fifo" and kind(dir) == "directory" and kind("/dev/null") == "character special file",
+          "the FIFO, the directory and /dev/null are still what they were")
+  hr.save_safetensors(file, x)
+  os.execute("ln -s " .. file .. " " .. link .. " && ln -s " .. dangling .. ".missing " .. dangling)
+  hr.save_safetensors(link, {y = hr.ones({3})})
+  t.check(kind(link) == "symbolic link" and hr.load_safetensors(file).y ~= nil,
+          "saving through a symbolic link writes the file it leads to and keeps the link")
+  t.raises(function() hr.save_safetensors(dangling, x) end, "symbolic link that leads nowhere")
+  os.remove(fifo)
+  os.execute("rmdir " .. dir)
+  os.remove(link)
+  os.remove(dangling)
+end)
+
 cleanup()
 t.finish("lua.io")

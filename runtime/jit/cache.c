@@ -51,20 +51,48 @@ static int make_dirs(const char *path) {
     return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
-/* The whole file, or NULL (errno set). */
+#define MAX_ENTRY_BYTES ((off_t)1 << 30) /* far above any kernel image: a bigger "entry" is not one */
+
+/* The whole file, or NULL (errno set). Only a regular file of a plausible size is read: anything else
+ * in an entry's place (a FIFO would block the reader forever, a device would never end, a link may
+ * lead anywhere) is opened without blocking or following and reported as EINVAL, so callers treat it
+ * as a bad entry (cache verify deletes it, a load rebuilds it). */
 static uint8_t *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    uint8_t *data = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) data = malloc((size_t)n + 1);
-    if (data && fread(data, 1, (size_t)n, f) != (size_t)n) {
-        free(data);
-        data = NULL;
-        errno = EIO;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ELOOP) errno = EINVAL; /* a symbolic link */
+        return NULL;
     }
-    fclose(f);
-    if (data) *size = (size_t)n;
+    struct stat st;
+    uint8_t *data = NULL;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > MAX_ENTRY_BYTES) {
+        close(fd);
+        errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+        return NULL;
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    data = malloc(n + 1);
+    while (data && got < n) {
+        ssize_t r = read(fd, data + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { /* shrunk under us, or an I/O error */
+            free(data);
+            data = NULL;
+            errno = r < 0 ? errno : EIO;
+            break;
+        }
+        got += (size_t)r;
+    }
+    int e = errno;
+    close(fd);
+    errno = e;
+    if (data) *size = n;
     return data;
 }
 

@@ -185,6 +185,28 @@ static void test_corruption(const hr_nvrtc *lib, const char *dir) {
           "a foreign file is rebuilt: %s", c.warning);
     CHECK(c.rebuilt == 3, "three rebuilds counted: %d", c.rebuilt);
     hr_nvrtc_output_free(&out);
+
+    /* a FIFO in an entry's place once blocked every reader forever: now it is a bad entry at once
+     * (the alarm fails the test instead of hanging it) */
+    alarm(60);
+    CHECK(unlink(bin) == 0 && mkfifo(bin, 0644) == 0, "a FIFO in place of the entry");
+    CHECK(hr_kernel_cache_check_entry(bin, err, sizeof err) != 0 && strstr(err, "cannot read"),
+          "verify reports the FIFO without blocking: %s", err);
+    char tar[2200];
+    snprintf(tar, sizeof tar, "%s-fifo.tar", dir);
+    CHECK(hr_kernel_cache_export(&c, tar, err, sizeof err) >= 0, "export skips the FIFO without blocking: %s", err);
+    unlink(tar);
+    c.warning[0] = '\0';
+    CHECK(get(&c, &spec, &how, &out) == 0 && how == HR_CACHE_REBUILT && out.size == good.size,
+          "a FIFO entry is rebuilt: %s", c.warning);
+    struct stat st;
+    CHECK(stat(bin, &st) == 0 && S_ISREG(st.st_mode), "the rebuilt entry is a regular file again");
+    hr_nvrtc_output_free(&out);
+    CHECK(unlink(bin) == 0 && symlink("/dev/zero", bin) == 0, "a symbolic link to /dev/zero in its place");
+    CHECK(hr_kernel_cache_check_entry(bin, err, sizeof err) != 0, "verify refuses the link: %s", err);
+    CHECK(get(&c, &spec, &how, &out) == 0 && how == HR_CACHE_REBUILT, "a linked entry is rebuilt: %s", c.warning);
+    hr_nvrtc_output_free(&out);
+    alarm(0);
     hr_nvrtc_output_free(&good);
 }
 

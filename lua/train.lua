@@ -222,14 +222,18 @@ if resume_path and file_exists(metrics_path) then
     local s = tonumber(line:match('"step":(%d+)'))
     if s and s <= start_step then kept[#kept + 1] = line end
   end
-  local tmp = metrics_path .. ".tmp"
-  local f = assert(io.open(tmp, "w"))
-  for _, line in ipairs(kept) do f:write(line, "\n") end
-  f:close()
-  assert(os.rename(tmp, metrics_path))
+  -- all or nothing: on a full disk the history stays as it was (the rewrite once emptied it)
+  local ok, err = pcall(hr.write_file, metrics_path, #kept > 0 and table.concat(kept, "\n") .. "\n" or "")
+  if not ok then fail(string.format("cannot rewrite %s for the resume (left as it was): %s", metrics_path, err)) end
 end
-local metrics = io.open(metrics_path, resume_path and "a" or "w")
-if not metrics then fail("cannot write " .. metrics_path) end
+local metrics, open_err = io.open(metrics_path, resume_path and "a" or "w")
+if not metrics then fail("cannot write " .. tostring(open_err)) end
+-- One metrics line, checked: a failed write (ENOSPC) stops the run naming the file.
+local function write_metrics(text)
+  local ok, err = metrics:write(text, "\n")
+  if ok then ok, err = metrics:flush() end
+  if not ok then error(string.format("writing %s failed: %s", metrics_path, tostring(err)), 0) end
+end
 print(string.format("run: %s (batch %d x seq %d x accum %d = %d tokens/step, %d steps, lr %g -> %g, warmup %d%%)",
                     o.out, o.batch, o.seq, o.accum, o.batch * o.seq * o.accum, o.steps, o.lr, o.min_lr,
                     math.floor(o.warmup * 100 + 0.5)))
@@ -325,8 +329,7 @@ local ok, err = pcall(function()
       bar:print(string.format("step %d: val_loss %.4f (train %.4f)", step, last_val, loss_sum))
     end
     if line then
-      metrics:write(options.json_line(METRIC_KEYS, gpu_memory(line)), "\n")
-      metrics:flush()
+      write_metrics(options.json_line(METRIC_KEYS, gpu_memory(line)))
       bar.tps = line.tokens_per_s or bar.tps
     end
     local rate = (step - start_step) / math.max(now - t_start, 1e-9)

@@ -6,6 +6,7 @@
 
 #include "io/safetensors.h"
 #include "io/tokenfile.h"
+#include "io/fileio.h"
 #include "lua/binding.h"
 
 #define HR_TOKENS_MT "hybridrt.Tokens"
@@ -254,9 +255,24 @@ static int l_write_tokens(lua_State *L) {
     return 1;
 }
 
+/* hr.write_file(path, text) -> true: all or nothing (io/fileio's atomic writer: a temporary file
+ * beside it, every write checked, fsync, rename; on any failure, a full disk among them, the file
+ * already at path is left as it was and the error names it). */
+static int l_write_file(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t n;
+    const char *text = luaL_checklstring(L, 2, &n);
+    hr_ctx *ctx = hr_lua_ctx(L);
+    hr_atomic_file af;
+    if (hr_atomic_open(ctx, &af, path) || hr_atomic_write(ctx, &af, text, n) || hr_atomic_commit(ctx, &af))
+        return hr_lua_raise(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg io_functions[] = {
     {"save_safetensors", l_save_safetensors}, {"load_safetensors", l_load_safetensors},
-    {"open_tokens", l_open_tokens}, {"write_tokens", l_write_tokens}, {NULL, NULL}};
+    {"open_tokens", l_open_tokens}, {"write_tokens", l_write_tokens}, {"write_file", l_write_file}, {NULL, NULL}};
 
 static const luaL_Reg tokens_methods[] = {
     {"len", t_len}, {"get", t_get}, {"fill", t_fill}, {"close", t_close}, {NULL, NULL}};

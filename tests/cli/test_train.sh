@@ -47,6 +47,27 @@ check "cmp -s <(tail -c +1 full/latest.safetensors | md5sum) <(tail -c +1 resume
 "$BIN" run train.lua resume=latest out=full steps=8 > more.log 2>&1
 check "[ $? -eq 0 ] && [ \$(wc -l < full/metrics.jsonl) -eq 8 ]" "resume=latest to step 8: $(tail -2 more.log)"
 
+# --- a full disk never costs the metrics history -----------------------------------------------------
+# the resume's rewrite of metrics.jsonl fails (a file-size limit stands in for a full disk: writes
+# past 1 KiB fail with EFBIG): the history stays as it was, the run stops naming the file
+for _ in 1 2 3; do head -3 full/metrics.jsonl >> full/metrics.jsonl; done # a history over 1 KiB, all kept
+cp full/metrics.jsonl history.jsonl
+(trap '' XFSZ; ulimit -f 1; exec "$BIN" run train.lua resume=latest out=full steps=10) 2>&1 | cat > disk.log
+check "[ ${PIPESTATUS[0]} -ne 0 ] && grep -q 'cannot rewrite .*metrics.jsonl for the resume (left as it was)' disk.log && \
+  cmp -s history.jsonl full/metrics.jsonl && ! ls full/*.tmp.* >/dev/null 2>&1" \
+  "a failed metrics rewrite keeps the history: $(tail -2 disk.log)"
+# an append that fails (ENOSPC: the file is /dev/full) stops the run at once, naming the file
+mkdir -p diskfull && ln -s /dev/full diskfull/metrics.jsonl
+"$BIN" run train.lua $SMALL steps=6 save_every=3 out=diskfull > diskfull.log 2>&1
+check "[ $? -ne 0 ] && grep -q 'writing diskfull/metrics.jsonl failed: No space left on device' diskfull.log" \
+  "a failed metrics append stops the run: $(tail -2 diskfull.log)"
+# the rewrite never replaces what is not a regular file
+ln -sf /dev/full full/metrics.jsonl
+"$BIN" run train.lua resume=latest out=full steps=10 > devfull.log 2>&1
+check "[ $? -ne 0 ] && grep -q 'not a regular file: not replaced' devfull.log && [ -L full/metrics.jsonl ]" \
+  "a metrics file that is a device is refused, not replaced: $(tail -2 devfull.log)"
+rm full/metrics.jsonl && cp history.jsonl full/metrics.jsonl
+
 # --- Ctrl-C saves first ------------------------------------------------------------------------------
 "$BIN" run train.lua $SMALL steps=100000 save_every=0 eval_every=0 out=intr > intr.log 2>&1 &
 pid=$!

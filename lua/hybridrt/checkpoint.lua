@@ -58,6 +58,29 @@ function M.save(path, model, optimizer, train, tokenizer)
   hr.save_safetensors(path, tensors, meta)
 end
 
+-- The model config in a checkpoint's metadata against the tensors it holds, before anything is built
+-- from it: a config claiming 2^31 layers must fail here, naming the mismatch, not allocate them.
+local function check_config(path, cfg, tensors)
+  local layers = 0
+  for name in pairs(tensors) do
+    local i = tonumber(name:match("^blocks%.(%d+)%."))
+    if i and i + 1 > layers then layers = i + 1 end
+  end
+  if cfg.n_layer ~= nil and cfg.n_layer ~= layers then
+    error(string.format("%s: its metadata says n_layer = %s but its tensors hold %d layers (blocks.0 .. blocks.%d)",
+                        path, tostring(cfg.n_layer), layers, layers - 1), 0)
+  end
+  local emb = tensors["emb.weight"]
+  if emb and #emb.shape == 2 then
+    for _, f in ipairs({{"vocab_size", 1}, {"d_model", 2}}) do
+      if cfg[f[1]] ~= nil and cfg[f[1]] ~= emb.shape[f[2]] then
+        error(string.format("%s: its metadata says %s = %s but emb.weight is (%d, %d)", path, f[1],
+                            tostring(cfg[f[1]]), emb.shape[1], emb.shape[2]), 0)
+      end
+    end
+  end
+end
+
 -- Reads a checkpoint: tensors, the model config, the train table and the raw metadata.
 function M.read(path)
   local tensors, meta = hr.load_safetensors(path)
@@ -72,6 +95,7 @@ function M.read(path)
     local tkey = k:match("^train%.(.+)$")
     if tkey then train[tkey] = decode(v) end
   end
+  check_config(path, cfg, tensors)
   return tensors, cfg, train, meta
 end
 
@@ -121,6 +145,16 @@ function M.restore(path, tensors, model, optimizer)
   for _, c in ipairs(copies) do
     if c[2].dtype ~= "f32" then c[2] = c[2]:to("f32") end
     c[1]:copy_(c[2])
+  end
+  -- a NaN or an infinity anywhere would make every later step (and every sample) garbage: say so now
+  for name, t in pairs(tensors) do
+    if seen[name] and t:numel() > 0 then
+      local ss = hr.sum_squares((t.dtype == "f32" or t.dtype == "f64") and t or t:to("f32"))
+      if ss ~= ss or ss == math.huge then
+        error(string.format("%s: %s holds NaN or infinite values: the checkpoint is corrupt or its run diverged " ..
+                            "(resume from an earlier one)", path, name), 0)
+      end
+    end
   end
 end
 

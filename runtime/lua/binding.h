@@ -47,6 +47,10 @@ void hr_lua_open_tune(lua_State *L);     /* tune_spaces, tune_source_hash, tune_
  * sized scratch from a claimed 2^62 entries, which wrapped to nothing). */
 lua_Integer hr_lua_array_len(lua_State *L, int arg, const char *what);
 
+/* The integer at arg, which must lie in [lo, hi] (a C int, say): raises naming `what` otherwise, so
+ * that 2^32 + 1 is refused rather than truncated to 1 (and 0.5, NaN or inf as not integers at all). */
+int hr_lua_check_int_range(lua_State *L, int arg, lua_Integer lo, lua_Integer hi, const char *what);
+
 /* t[key] = v for the table on top of the stack (result tables of stats and listings). */
 void hr_lua_set_int(lua_State *L, const char *key, lua_Integer v);
 void hr_lua_set_str(lua_State *L, const char *key, const char *v);

@@ -1,6 +1,7 @@
 /* Devices from Lua: choosing one (hr.use_device), what the GPU backend has done (hr.device_stats),
  * waiting for it (hr.synchronize), and parsing "cpu" / "cuda" / "cuda:N" for tensor methods. */
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,7 +118,7 @@ static int l_gpu_time(lua_State *L) {
  * value 0 returns it to the tuning database's choice. */
 static int l_tune_force(lua_State *L) {
     const char *kernel = luaL_checkstring(L, 1);
-    int value = (int)luaL_checkinteger(L, 2);
+    int value = hr_lua_check_int_range(L, 2, 0, INT_MAX, "tune_force: the knob's value");
     hr_ctx *ctx = hr_lua_ctx(L);
     if (!ctx->devices[HR_DEVICE_CUDA]) return luaL_error(L, "tune_force: no GPU is open (hr.use_device(\"cuda\"))");
     if (hr_cuda_tune_force(ctx, kernel, value)) return hr_lua_raise(L);

@@ -72,6 +72,12 @@ void hr_lua_account_tensor(lua_State *L, int64_t nbytes) {
 
 int hr_lua_raise(lua_State *L) { return luaL_error(L, "%s", hr_last_error(hr_lua_ctx(L))); }
 
+int hr_lua_check_int_range(lua_State *L, int arg, lua_Integer lo, lua_Integer hi, const char *what) {
+    lua_Integer v = luaL_checkinteger(L, arg);
+    if (v < lo || v > hi) luaL_error(L, "%s must be in %I..%I, got %I", what, lo, hi, v);
+    return (int)v;
+}
+
 lua_Integer hr_lua_array_len(lua_State *L, int arg, const char *what) {
     arg = lua_absindex(L, arg);
     lua_Integer n = (lua_Integer)lua_rawlen(L, arg);
@@ -281,8 +287,7 @@ static int l_profile(lua_State *L) {
 /* ---- build information ---- */
 
 static int l_set_num_threads(lua_State *L) {
-    int n = (int)luaL_checkinteger(L, 1);
-    luaL_argcheck(L, n >= 1, 1, "thread count must be at least 1");
+    int n = hr_lua_check_int_range(L, 1, 1, 4096, "set_num_threads: the thread count");
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
     return 0;

@@ -3,6 +3,7 @@
  * and a Ctrl-C that asks a script to stop cleanly instead of killing it mid-write. */
 #include <errno.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,7 +41,7 @@ static int l_interrupted(lua_State *L) {
 /* hr.isatty(file) for io.stdout / io.stderr (or a descriptor number). */
 static int l_isatty(lua_State *L) {
     int fd = -1;
-    if (lua_isinteger(L, 1)) fd = (int)lua_tointeger(L, 1);
+    if (lua_isinteger(L, 1)) fd = hr_lua_check_int_range(L, 1, 0, INT_MAX, "isatty: the descriptor");
     else {
         luaL_Stream *s = luaL_checkudata(L, 1, LUA_FILEHANDLE);
         if (s->f) fd = fileno(s->f);

@@ -2,6 +2,7 @@
  * a template's source hash, and the tuning database (read, and one measured record merged into a file
  * at a time, so an interrupted tune keeps everything it measured). */
 #include <lauxlib.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,7 +75,7 @@ static void check_record(lua_State *L, int idx, hr_tune_record *r) {
         lua_pop(L, 1);
     }
     lua_getfield(L, idx, "head");
-    r->head = (int)luaL_optinteger(L, -1, 0);
+    r->head = lua_isnil(L, -1) ? 0 : hr_lua_check_int_range(L, -1, 0, 65536, "tuning record: head");
     lua_pop(L, 1);
     lua_getfield(L, idx, "shape");
     luaL_checktype(L, -1, LUA_TTABLE);
@@ -103,7 +104,7 @@ static void check_record(lua_State *L, int idx, hr_tune_record *r) {
         lua_geti(L, -1, k + 1);
         lua_geti(L, -1, 1);
         lua_geti(L, -2, 2);
-        r->values[k] = (int)luaL_checkinteger(L, -2);
+        r->values[k] = hr_lua_check_int_range(L, -2, 1, INT_MAX, "tuning record: a knob value");
         r->ms[k] = luaL_checknumber(L, -1);
         if (!(r->ms[k] > 0)) luaL_error(L, "tuning record: times must be positive milliseconds");
         lua_pop(L, 3);

@@ -102,6 +102,16 @@ t.check(hr.write_tokens(tmp, setmetatable({1, 2}, {__len = function() return 2 e
         "a __len that tells the truth is fine")
 os.remove(tmp)
 
+-- numbers that are not C integers where one is expected: NaN, infinities, 2^63, and integers past
+-- an int (which casts once truncated: 2^32 + 1 threads became 1)
+for _, v in ipairs({0 / 0, math.huge, -math.huge, 2 ^ 63, 0.5}) do
+  t.raises(function() hr.set_num_threads(v) end, "number")
+  t.raises(function() return hr.zeros({v}) end, "shape entry 1 must be an integer")
+  t.raises(function() return hr.zeros({2}):narrow(1, v, 1) end, "number")
+end
+t.raises(function() hr.set_num_threads((1 << 32) + 1) end, "thread count must be in 1..4096, got 4294967297")
+t.raises(function() return hr.isatty((1 << 32) + 1) end, "descriptor must be in")
+
 -- devices: unknown names, and a GPU where none opens, are errors naming the problem
 t.raises(function() return hr.zeros({2}):to("gpu") end, "'gpu' is neither a dtype", "nor a device")
 t.raises(function() return hr.zeros({2}, "f32", "cuda:x") end, "unknown device 'cuda:x'")

@@ -185,6 +185,8 @@ t.case("config errors name the problem", function()
   t.raises(function() hr.build_model({d_model = 96, head_size = 64}) end, "not a multiple of head_size")
   t.raises(function() hr.build_model({d_model = 0}) end, "d_model must be a positive integer")
   t.raises(function() hr.build_model({gate_p = 1}) end, "gate_p")
+  t.raises(function() hr.build_model({n_layer = 1 << 31}) end, "n_layer = 2147483648 is over its limit of 4096")
+  t.raises(function() hr.build_model({vocab_size = 1 << 40}) end, "vocab_size", "over its limit")
 end)
 
 t.case("optimizer and schedule", function()
@@ -248,7 +250,25 @@ t.case("checkpoints", function()
   local foreign = dir .. "/foreign.safetensors"
   hr.save_safetensors(foreign, {w = hr.zeros({2})}, {})
   t.raises(function() hr.load_checkpoint(foreign) end, "not a hybridrt checkpoint")
-  for _, p in ipairs({path, cut, foreign}) do os.remove(p) end
+  -- metadata that lies about the model is refused before anything is built from it
+  local lying = dir .. "/lying.safetensors"
+  local function resave(key, value)
+    local tens, md = hr.load_safetensors(path)
+    md[key] = value
+    hr.save_safetensors(lying, tens, md)
+  end
+  resave("model.n_layer", "2147483648")
+  local t0 = hr.clock()
+  t.raises(function() hr.load_checkpoint(lying) end, "metadata says n_layer = 2147483648", "tensors hold 2 layers")
+  t.check(hr.clock() - t0 < 5, "a checkpoint claiming 2^31 layers fails fast")
+  resave("model.d_model", "96")
+  t.raises(function() hr.load_checkpoint(lying) end, "metadata says d_model = 96 but emb.weight is (256, 64)")
+  -- an all-NaN checkpoint is refused by name, not loaded into garbage
+  local tens, md = hr.load_safetensors(path)
+  tens["blocks.1.ln1.weight"]:fill_(0 / 0)
+  hr.save_safetensors(lying, tens, md)
+  t.raises(function() hr.load_checkpoint(lying) end, "blocks.1.ln1.weight holds NaN or infinite values")
+  for _, p in ipairs({path, cut, foreign, lying}) do os.remove(p) end
   os.remove(dir)
 end)
 

@@ -39,10 +39,18 @@ local function one_of(value, list, what)
   error(string.format("unknown %s '%s' (valid: %s)", what, tostring(value), table.concat(list, ", ")), 0)
 end
 
+-- Upper bounds far above any model this runtime trains, so that a mistyped or crafted size fails here
+-- with its name instead of trying to allocate it.
+local MAX = {n_layer = 4096, d_model = 65536, vocab_size = 1 << 30, d_state = 65536, headdim = 65536, expand = 64,
+             ngroups = 65536, head_size = 65536}
+
 local function positive_int(cfg, key)
   local v = cfg[key]
   if math.type(v) ~= "integer" or v < 1 then
     error(string.format("model config: %s must be a positive integer (got %s)", key, tostring(v)), 0)
+  end
+  if MAX[key] and v > MAX[key] then
+    error(string.format("model config: %s = %d is over its limit of %d", key, v, MAX[key]), 0)
   end
 end
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "core/graph.h"
 
 /* A printable shape for error messages; the buffer lives until the end of the enclosing block. */
@@ -181,12 +182,14 @@ hr_tensor *hr_reshape(hr_ctx *ctx, hr_tensor *x, int ndim, const int64_t *shape_
         else if (shape[d] < 0) {
             hr_error(ctx, "reshape: invalid size %lld in dimension %d", (long long)shape[d], d + 1);
             return NULL;
-        } else known *= shape[d];
+        } else if (!hr_checked_mul(known, shape[d], &known)) {
+            known = -1; /* no shape whose product overflows holds numel elements */
+        }
     }
     if (infer >= 0 && known > 0 && numel % known == 0) shape[infer] = numel / known;
-    int64_t total = 1;
-    for (int d = 0; d < ndim; d++) total *= shape[d];
-    if (total != numel || (infer >= 0 && known == 0)) {
+    int64_t total = -1;
+    if (known < 0 || !hr_checked_numel(ndim, shape, INT64_MAX, &total) || total != numel ||
+        (infer >= 0 && known == 0)) {
         hr_error(ctx, "reshape: cannot view shape %s (%lld elements) with %d dims of the requested sizes",
                  SHAPE(x), (long long)numel, ndim);
         return NULL;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "core/context.h"
 #include "core/graph.h"
 
@@ -102,17 +103,15 @@ static hr_tensor *tensor_alloc(hr_ctx *ctx, hr_device dev, hr_dtype dt, int ndim
         return NULL;
     }
     int64_t numel = 1;
-    for (int d = 0; d < ndim; d++) {
+    for (int d = 0; d < ndim; d++)
         if (shape[d] < 0) {
             hr_error(ctx, "dimension %d has negative size %lld", d + 1, (long long)shape[d]);
             return NULL;
         }
-        /* 2^48 elements is far beyond any memory; refusing keeps every byte count inside int64 */
-        if (shape[d] && numel > (INT64_C(1) << 48) / shape[d]) {
-            hr_error(ctx, "tensor too large: more than 2^48 elements");
-            return NULL;
-        }
-        numel *= shape[d];
+    /* 2^48 elements is far beyond any memory; refusing keeps every byte count inside int64 */
+    if (!hr_checked_numel(ndim, shape, INT64_C(1) << 48, &numel)) {
+        hr_error(ctx, "tensor too large: more than 2^48 elements");
+        return NULL;
     }
     hr_tensor *t = calloc(1, sizeof *t);
     if (!t) {

@@ -112,6 +112,14 @@ end
 t.raises(function() hr.set_num_threads((1 << 32) + 1) end, "thread count must be in 1..4096, got 4294967297")
 t.raises(function() return hr.isatty((1 << 32) + 1) end, "descriptor must be in")
 
+-- sizes whose products overflow int64 are refused (a view of an empty tensor as (2^62, 4) once
+-- passed, its product wrapped to 0, and read outside its storage)
+for _, sh in ipairs({{1 << 62, 4}, {1 << 32, 1 << 32}, {-1, 1 << 62, 8}, {0, 1 << 62, 1 << 62}}) do
+  t.raises(function() return hr.zeros({0}):view(sh) end, "reshape: cannot view shape (0)")
+end
+t.raises(function() return hr.zeros({0, 1 << 62, 1 << 62}) end, "tensor too large")
+t.check(hr.zeros({0}):view({0, 5}):numel() == 0, "an empty view of an empty tensor is fine")
+
 -- devices: unknown names, and a GPU where none opens, are errors naming the problem
 t.raises(function() return hr.zeros({2}):to("gpu") end, "'gpu' is neither a dtype", "nor a device")
 t.raises(function() return hr.zeros({2}, "f32", "cuda:x") end, "unknown device 'cuda:x'")

@@ -155,6 +155,61 @@ for k, c in ipairs(big) do
   check_case(c, "f32", 4000 + k)
 end
 
+-- ---- casts, the sum of squares and AdamW: the ops outside the autograd cases ----
+-- Casts between the float dtypes round alike on both devices: equal bit for bit (bf16 rounds to
+-- nearest even, NaN stays NaN).
+local function same_bits(a, b)
+  local x, y = a:cpu():contiguous():view(-1):totable(), b:cpu():contiguous():view(-1):totable()
+  if #x ~= #y then return false, "sizes differ" end
+  for i = 1, #x do
+    if x[i] ~= y[i] and not (x[i] ~= x[i] and y[i] ~= y[i]) then
+      return false, string.format("element %d: %.17g vs %.17g", i, x[i], y[i])
+    end
+  end
+  return true
+end
+hr.manual_seed(5)
+local src = hr.randn({3, 129}, "f64")
+src:set(1, 1, 0 / 0)
+src:set(1, 2, 1e300)
+src:set(1, 3, -1e-300)
+for _, path in ipairs({{"f64", "f32"}, {"f64", "bf16"}, {"f32", "bf16"}, {"bf16", "f32"}, {"bf16", "f64"},
+                       {"f32", "f64"}}) do
+  local from = src:to(path[1])
+  local okb, at = same_bits(from:to(dev):to(path[2]), from:to(path[2]))
+  t.check(okb, string.format("cast %s -> %s: the GPU's bits differ from the CPU's at %s", path[1], path[2],
+                             tostring(at)))
+end
+-- The sum of squares behind the gradient norm: the same bits on both devices (each product and sum
+-- rounded on its own on either side: kernel_src/optim.cu, runtime/cpu/optim.c), at sizes spanning
+-- one and many of its blocks.
+for _, n in ipairs({1, 1000, 70001}) do
+  for _, dt in ipairs({"f32", "f64"}) do
+    local x = hr.randn({n}, dt)
+    local c, g = hr.sum_squares(x), hr.sum_squares(x:to(dev))
+    t.check(c == g, string.format("sum_squares of %d %s: GPU %.17g, CPU %.17g", n, dt, g, c))
+  end
+end
+-- One AdamW update in place, with weight decay and a gradient scale: the parameters and both
+-- moments against the CPU's (rel 1e-6 in f32: the GPU may fuse a multiply-add the CPU rounds twice).
+for _, dt in ipairs({"f32", "f64"}) do
+  local tol = dt == "f64" and {rtol = 1e-12, atol = 1e-15} or {rtol = 1e-6, atol = 1e-9}
+  local function state() return {hr.randn({1000}, dt), hr.randn({1000}, dt), hr.randn({1000}, dt),
+                                 hr.uniform({1000}, 0, 1, dt)} end
+  hr.manual_seed(6)
+  local cpu_s = state()
+  hr.manual_seed(6)
+  local gpu_s = state()
+  for i = 1, 4 do gpu_s[i] = gpu_s[i]:to(dev) end
+  local opts = {lr = 3e-3, step = 7, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_scale = 0.5}
+  hr.adamw_(cpu_s[1], cpu_s[2], cpu_s[3], cpu_s[4], opts)
+  hr.adamw_(gpu_s[1], gpu_s[2], gpu_s[3], gpu_s[4], opts)
+  for i, what in ipairs({"parameters", "gradient (unchanged)", "first moment", "second moment"}) do
+    local w, at = compare(gpu_s[i], cpu_s[i], tol)
+    t.check(w == 0, string.format("adamw_ %s: %s beyond tolerance at %s", dt, what, tostring(at)))
+  end
+end
+
 -- ---- a bad id on the GPU is refused like on the CPU ----
 t.raises(function()
   hr.embedding(hr.tensor({{1, 9}}, "i64"):to(dev), hr.randn({4, 3}):to(dev))

@@ -217,9 +217,16 @@ if not resume_path and file_exists(o.out .. "/latest.safetensors") then
 end
 -- On resume, metrics after the checkpoint's step are dropped: the continued run writes them again.
 if resume_path and file_exists(metrics_path) then
+  -- read up to the file's size, not line by line: a device or FIFO in its place (/dev/full reads
+  -- zeros forever) must reach the writer's refusal below, not fill memory
+  local f = assert(io.open(metrics_path, "rb"))
+  local size = f:seek("end") or 0
+  f:seek("set", 0)
+  local text = size > 0 and f:read(size) or ""
+  f:close()
   local kept = {}
-  for line in io.lines(metrics_path) do
-    local s = tonumber(line:match('"step":(%d+)'))
+  for line in text:gmatch("[^\n]+") do
+    local s = tonumber(line:match('^{"step":(%d+)[,}]')) -- whole lines only (a cut one is dropped)
     if s and s <= start_step then kept[#kept + 1] = line end
   end
   -- all or nothing: on a full disk the history stays as it was (the rewrite once emptied it)

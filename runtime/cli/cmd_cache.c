@@ -34,7 +34,8 @@ static void usage(FILE *out) {
             "          or md (a Markdown table, as in docs/kernel-resources.md); implies --report\n"
             "  list    one line per cached kernel: template, instantiation, target, kind, size\n"
             "  stats   the cache directory, its entries and bytes, and the NVRTC its keys are for\n"
-            "  verify  check every entry's checksum; delete (and report) the bad ones\n"
+            "  verify  check every entry's checksum; delete (and report) the bad ones, and the temporary\n"
+            "          files of writers killed mid-write\n"
             "  clear   delete every entry\n"
             "  export FILE.tar   write every valid entry to a tar archive (to ship a warmed cache)\n"
             "  import FILE.tar   install an archive's entries, each verified first; keeps entries already there\n\n"
@@ -94,6 +95,16 @@ static int tuned_values(const hr_tune_db *db, const hr_tune_space *s, const char
         if (ok && !listed && n < HR_TUNE_MAX_VALUES) out[n++] = best;
     }
     return n;
+}
+
+/* Removes the temporary files writers killed mid-write left in the cache, saying so when there were
+ * any (warm, verify and clear start with it). */
+static void print_swept(const hr_kernel_cache *cache) {
+    int64_t bytes = 0;
+    int n = hr_kernel_cache_sweep_temps(cache, &bytes);
+    if (n > 0)
+        printf("removed %d temporary file%s (%lld bytes) that writers killed mid-write left in %s\n", n,
+               n == 1 ? "" : "s", (long long)bytes, cache->dir);
 }
 
 /* ---- warm --report: what each kernel costs, from ptxas ---- */
@@ -347,6 +358,7 @@ static int cmd_warm(int argc, char **argv) {
         return 1;
     }
     if (cache.warning[0]) fprintf(stderr, "warning: %s\n", cache.warning);
+    print_swept(&cache);
     printf("warming %s: %d kernels (%d templates) for %d target%s, %d jobs\n", cache.dir, n_jobs,
            hr_kernel_template_count, n_targets, n_targets == 1 ? "" : "s", jobs);
     int compiled = 0, cached = 0, failed = 0, done = 0;
@@ -457,6 +469,7 @@ static int cmd_walk(const char *action) {
     }
     walk_state s = {.verbose_list = strcmp(action, "list") == 0, .verify = strcmp(action, "verify") == 0,
                     .clear = strcmp(action, "clear") == 0};
+    if (s.verify || s.clear) print_swept(&cache);
     int rc = hr_kernel_cache_each(&cache, walk, &s);
     if (rc < 0) {
         fprintf(stderr, "hybridrt cache %s: cannot read %s\n", action, cache.dir);

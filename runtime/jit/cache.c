@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,10 +97,21 @@ static uint8_t *read_all(const char *path, size_t *size) {
     return data;
 }
 
-/* Writes bytes to a unique temp file beside `path`, syncs it and renames it over `path`. (io/fileio's
- * atomic writer does the same but reports through a runtime context, which the cache has not.) */
+/* This machine's name as temporary files carry it: no '.', '/' or '@' (they separate the fields). */
+static void host_name(char *buf, size_t size) {
+    if (gethostname(buf, size) != 0) snprintf(buf, size, "unknown");
+    buf[size - 1] = '\0';
+    for (char *p = buf; *p; p++)
+        if (*p == '.' || *p == '/' || *p == '@') *p = '_';
+    if (!buf[0]) snprintf(buf, size, "unknown");
+}
+
+/* Writes bytes to a unique temp file beside `path` (PATH.tmp.PID@HOST.RANDOM: who wrote it, so that a
+ * sweep can tell a dead writer's leftover from a live write), syncs it and renames it over `path`.
+ * (io/fileio's atomic writer does the same but reports through a runtime context, which the cache
+ * has not.) */
 static int write_atomic(const char *path, const void *a, size_t na, const void *b, size_t nb) {
-    char tmp[1200];
+    char tmp[1200], host[64];
     static const char digits[] = "0123456789abcdef";
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -107,7 +119,8 @@ static int write_atomic(const char *path, const void *a, size_t na, const void *
     char suffix[17];
     for (int i = 0; i < 16; i++) suffix[i] = digits[(r >> (4 * i)) & 15];
     suffix[16] = '\0';
-    if (format_to(tmp, sizeof tmp, "%s.tmp.%d.%s", path, (int)getpid(), suffix)) return -1;
+    host_name(host, sizeof host);
+    if (format_to(tmp, sizeof tmp, "%s.tmp.%d@%s.%s", path, (int)getpid(), host, suffix)) return -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
     if (fd < 0) return -1;
     int ok = (na == 0 || write(fd, a, na) == (ssize_t)na) && (nb == 0 || write(fd, b, nb) == (ssize_t)nb);
@@ -261,7 +274,10 @@ static int parse_entry(const uint8_t *data, size_t size, hr_nvrtc_output *out, c
         snprintf(err, err_size, "format version %u, this hybridrt reads %d", format, HR_CACHE_FORMAT);
         return -1;
     }
-    if (kind > 1 || name_len == 0 || image_size == 0 || HEADER_SIZE + (uint64_t)name_len + image_size != size) {
+    /* the sizes against what follows the header, by subtraction: a sum of the fields could wrap around
+     * 2^64 and pass (an image "size" of 2^64 - 1 would then be copied) */
+    if (kind > 1 || name_len == 0 || image_size == 0 || name_len > size - HEADER_SIZE ||
+        image_size != size - HEADER_SIZE - name_len) {
         snprintf(err, err_size, "truncated or inconsistent sizes (file %zu bytes, name %u, image %llu)", size, name_len,
                  (unsigned long long)image_size);
         return -1;
@@ -487,6 +503,53 @@ int hr_kernel_cache_each(const hr_kernel_cache *c,
     }
     closedir(top);
     return count;
+}
+
+/* ---- temporary files of writers that died ---- */
+
+/* Whether the temporary file `name` (in a cache subdirectory, last modified `mtime`) was left by a
+ * writer that is gone: one of this machine whose process no longer exists, or, for another machine's
+ * (a shared cache) or an older name without the writer, one untouched for HR_CACHE_STALE_TEMP_S. */
+static bool left_by_dead_writer(const char *name, time_t mtime, const char *host, time_t now) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t) return false;
+    char *end;
+    long pid = strtol(t + 5, &end, 10);
+    size_t host_len = strlen(host);
+    if (pid > 0 && *end == '@' && strncmp(end + 1, host, host_len) == 0 && end[1 + host_len] == '.')
+        return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    return now - mtime > HR_CACHE_STALE_TEMP_S;
+}
+
+int hr_kernel_cache_sweep_temps(const hr_kernel_cache *c, int64_t *bytes) {
+    if (bytes) *bytes = 0;
+    DIR *top = opendir(c->dir);
+    if (!top) return errno == ENOENT ? 0 : -1;
+    char host[64];
+    host_name(host, sizeof host);
+    time_t now = time(NULL);
+    int removed = 0;
+    for (struct dirent *d; (d = readdir(top));) {
+        if (strlen(d->d_name) != 2 || d->d_name[0] == '.') continue;
+        char sub[1200];
+        if (format_to(sub, sizeof sub, "%s/%s", c->dir, d->d_name)) continue;
+        DIR *dir = opendir(sub);
+        if (!dir) continue;
+        for (struct dirent *e; (e = readdir(dir));) {
+            /* only what write_atomic makes: KEY.bin.tmp.* and KEY.json.tmp.* */
+            if (strlen(e->d_name) < 64 + 9 || !strstr(e->d_name + 64, ".tmp.")) continue;
+            char path[1300];
+            struct stat st;
+            if (format_to(path, sizeof path, "%s/%s", sub, e->d_name) || lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+                continue;
+            if (!left_by_dead_writer(e->d_name, st.st_mtime, host, now) || unlink(path) != 0) continue;
+            removed++;
+            if (bytes) *bytes += (int64_t)st.st_size;
+        }
+        closedir(dir);
+    }
+    closedir(top);
+    return removed;
 }
 
 /* ---- eviction ---- */

@@ -78,6 +78,16 @@ int hr_kernel_cache_each(const hr_kernel_cache *c, int (*fn)(const char *bin, in
                                                             void *arg),
                          void *arg);
 
+/* A temporary entry file whose writer cannot be asked (another machine's, in a shared cache) is
+ * taken for a dead writer's after this long untouched: a write takes milliseconds. */
+#define HR_CACHE_STALE_TEMP_S 3600
+
+/* Deletes the temporary files (KEY.bin.tmp.*, KEY.json.tmp.*) that writers killed mid-write left:
+ * this machine's whose process is gone, others once HR_CACHE_STALE_TEMP_S old. Entries are never
+ * touched. Returns the number deleted (their bytes in *bytes, when given), or -1 when the
+ * directory cannot be read. */
+int hr_kernel_cache_sweep_temps(const hr_kernel_cache *c, int64_t *bytes);
+
 /* Deletes least-recently-used entries (by modification time: a hit refreshes it) until the cache
  * holds at most max_bytes. Returns the number deleted, or -1 when the directory cannot be read. */
 int hr_kernel_cache_evict(hr_kernel_cache *c, int64_t max_bytes);

@@ -52,6 +52,33 @@ static long long octal(const unsigned char *p, int len) {
     return v;
 }
 
+/* The next `size` bytes of f in a malloc'ed buffer, grown as they arrive: a header claiming gigabytes
+ * costs no more memory than the archive holds. NULL when out of memory, or with *short_read set when
+ * the file ends first. */
+static unsigned char *read_member(FILE *f, size_t size, int *short_read) {
+    size_t cap = size < (1 << 20) ? size : (1 << 20), got = 0;
+    unsigned char *data = malloc(cap ? cap : 1);
+    while (data && got < size) {
+        if (got == cap) {
+            cap = size - cap < cap ? size : 2 * cap;
+            unsigned char *grown = realloc(data, cap);
+            if (!grown) break;
+            data = grown;
+        }
+        size_t n = fread(data + got, 1, cap - got, f);
+        if (n == 0) {
+            *short_read = 1;
+            break;
+        }
+        got += n;
+    }
+    if (got < size) {
+        free(data);
+        return NULL;
+    }
+    return data;
+}
+
 int hr_tar_each(FILE *f, int (*fn)(const char *name, const void *data, size_t size, void *arg), void *arg, char *err,
                 size_t err_size) {
     unsigned char h[BLOCK];
@@ -78,7 +105,7 @@ int hr_tar_each(FILE *f, int (*fn)(const char *name, const void *data, size_t si
             snprintf(err, err_size, count ? "bad tar header after %d files" : "not a tar archive (bad header)", count);
             return -1;
         }
-        char name[256];
+        char name[155 + 1 + 100 + 1]; /* ustar prefix, '/', name, NUL */
         size_t n = strnlen((const char *)h, 100);
         memcpy(name, h, n);
         name[n] = '\0';
@@ -89,14 +116,11 @@ int hr_tar_each(FILE *f, int (*fn)(const char *name, const void *data, size_t si
             name[p] = '/';
         }
         size_t padded = ((size_t)size + BLOCK - 1) / BLOCK * BLOCK;
-        unsigned char *data = malloc(padded ? padded : 1);
+        int short_read = 0;
+        unsigned char *data = read_member(f, padded, &short_read);
         if (!data) {
-            snprintf(err, err_size, "out of memory for a %lld-byte member", size);
-            return -1;
-        }
-        if (padded && fread(data, 1, padded, f) != padded) {
-            free(data);
-            snprintf(err, err_size, "truncated archive (member %s cut short)", name);
+            if (short_read) snprintf(err, err_size, "truncated archive (member %s cut short)", name);
+            else snprintf(err, err_size, "out of memory for a %lld-byte member", size);
             return -1;
         }
         int stop = 0;

@@ -1,19 +1,25 @@
 /* The on-disk kernel cache, without a GPU: miss then hit, what the key depends on, corrupt and
  * truncated entries rebuilt, the manifest, two processes compiling the same miss once, a
  * directory that cannot be created, export/import (corrupt, truncated, crafted archives) and
- * least-recently-used eviction. Skips like jit.nvrtc where NVRTC is missing.
+ * least-recently-used eviction. Skips like jit.nvrtc where NVRTC is missing (the crafted entries and
+ * archives found by fuzzing, and the sweep of killed writers' temporary files, need no NVRTC and
+ * run anyway).
  * usage: test_cache KERNEL_SRC_DIR */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <utime.h>
 
+#include "io/fileio.h"
 #include "jit/cache.h"
 #include "jit/kernels.h"
+#include "jit/sha256.h"
 #include "jit/tar.h"
 #include "test_util.h"
 
@@ -385,11 +391,170 @@ static void test_eviction(const hr_nvrtc *lib, const char *dir) {
     hr_nvrtc_output_free(&out);
 }
 
+/* ---- crafted files, found by fuzzing (tests/fuzz): no NVRTC needed ---- */
+
+/* An entry whose name length and image size add up to the file's size only modulo 2^64: it passed the
+ * size check, and a load copied 2^64 - 1 bytes (tests/fuzz/corpus/fuzz_cache_entry/finding-size-wrap.bin). */
+static void test_entry_size_wrap(const char *dir) {
+    hr_kernel_cache c;
+    CHECK(hr_kernel_cache_open(&c, dir, NULL, err, sizeof err) == 0, "open without NVRTC: %s", err);
+    snprintf(c.nvrtc_id, sizeof c.nvrtc_id, "test"); /* keys without NVRTC: lookups only */
+    hr_kernel_spec spec = {.template_file = "fill.cu", .name_expression = "hr_fill<float>", .target = "sm_80"};
+    char key[65], sub[1200], path[1300];
+    key_of(&c, &spec, key);
+    snprintf(sub, sizeof sub, "%s/%.2s", c.dir, key);
+    mkdir(sub, 0777);
+    snprintf(path, sizeof path, "%s/%s.bin", sub, key);
+    uint8_t entry[61];
+    memcpy(entry, "HRKCACHE", 8);
+    hr_put_le32(entry + 8, HR_CACHE_FORMAT);
+    hr_put_le32(entry + 12, 0);
+    hr_put_le64(entry + 16, UINT64_MAX); /* 60 + 2 + (2^64 - 1) == 61 (mod 2^64) */
+    hr_put_le32(entry + 24, 2);
+    entry[60] = 'k';
+    hr_sha256 s;
+    hr_sha256_init(&s);
+    hr_sha256_update(&s, entry + 60, 1);
+    hr_sha256_final(&s, entry + 28);
+    FILE *f = fopen(path, "wb");
+    if (f) fwrite(entry, 1, sizeof entry, f), fclose(f);
+    CHECK(hr_kernel_cache_check_entry(path, err, sizeof err) == -1 && strstr(err, "inconsistent sizes"),
+          "sizes that wrap around 2^64 are refused: %s", err);
+    hr_cache_source how;
+    hr_nvrtc_output out;
+    CHECK(hr_kernel_cache_get(&c, &spec, &out, &how, err, sizeof err) == -1 && strstr(c.warning, "inconsistent sizes") &&
+              access(path, F_OK) != 0,
+          "a load reports the bad entry and deletes it: %s", c.warning);
+}
+
+/* A tar header with the given name and ustar prefix (their full widths, without NULs) and size field. */
+static void tar_header(uint8_t *h, const char *name, const char *prefix, const char *size) {
+    memset(h, 0, 512);
+    memcpy(h, name, strlen(name));
+    memcpy(h + 100, "0000644", 8);
+    memcpy(h + 124, size, strlen(size));
+    h[156] = '0';
+    memcpy(h + 257, "ustar", 6);
+    memcpy(h + 263, "00", 2);
+    memcpy(h + 345, prefix, strlen(prefix));
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum);
+    h[155] = ' ';
+}
+
+static int keep_name(const char *name, const void *data, size_t size, void *arg) {
+    (void)data, (void)size;
+    snprintf(arg, 300, "%s", name);
+    return 0;
+}
+
+static void test_tar_crafted(const char *dir) {
+    char path[1100], name[101], prefix[156], got[300] = "", want[300];
+    snprintf(path, sizeof path, "%s/crafted.tar", dir);
+    memset(name, 'n', 100), name[100] = '\0';
+    memset(prefix, 'p', 155), prefix[155] = '\0';
+    /* a 155-byte prefix and a 100-byte name: 257 bytes with the '/' and the NUL (a 256-byte buffer
+     * overflowed by one) */
+    uint8_t blocks[4 * 512] = {0};
+    tar_header(blocks, name, prefix, "00000000001");
+    blocks[512] = 'x';
+    FILE *f = fopen(path, "wb");
+    if (f) fwrite(blocks, 1, sizeof blocks, f), fclose(f);
+    f = fopen(path, "rb");
+    int n = f ? hr_tar_each(f, keep_name, got, err, sizeof err) : -1;
+    if (f) fclose(f);
+    snprintf(want, sizeof want, "%s/%s", prefix, name);
+    CHECK(n == 1 && strcmp(got, want) == 0, "the longest ustar name, prefix/name, is read whole (%zu bytes)", strlen(got));
+
+    /* a member claiming 64 GiB in a 1.5 KB archive: refused as truncated, without first allocating
+     * what it claims (checked under a 2 GiB address-space limit, in a child) */
+    tar_header(blocks, "big.bin", "", "777777777777");
+    f = fopen(path, "wb");
+    if (f) fwrite(blocks, 1, 3 * 512, f), fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit lim = {(rlim_t)2 << 30, (rlim_t)2 << 30};
+        setrlimit(RLIMIT_AS, &lim);
+        FILE *g = fopen(path, "rb");
+        int rc = g ? hr_tar_each(g, keep_name, got, err, sizeof err) : 0;
+        _exit(rc == -1 && strstr(err, "truncated") ? 0 : (fprintf(stderr, "big member: %s\n", err), 1));
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "a member larger than the archive is truncated");
+    unlink(path);
+}
+
+/* The temporary files killed writers leave (found by cli.crash: kill -9 in cache warm left
+ * KEY.bin.tmp.* that nothing removed): the sweep removes a dead process's of this machine at once,
+ * another machine's (or an old-style name's) only once HR_CACHE_STALE_TEMP_S old, a live writer's and
+ * the entries never. */
+static void test_temp_sweep(const char *dir) {
+    hr_kernel_cache c;
+    CHECK(hr_kernel_cache_open(&c, dir, NULL, err, sizeof err) == 0, "open without NVRTC: %s", err);
+    char host[64];
+    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = '\0';
+    for (char *p = host; *p; p++)
+        if (*p == '.' || *p == '/' || *p == '@') *p = '_';
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    const char *key = "ab34567890123456789012345678901234567890123456789012345678901234";
+    char sub[1200];
+    snprintf(sub, sizeof sub, "%s/ab", c.dir);
+    mkdir(sub, 0777);
+    struct {
+        char name[300];
+        int old, removed;
+    } files[7];
+    snprintf(files[0].name, 300, "%s.bin.tmp.%d@%s.0123456789abcdef", key, (int)dead, host);
+    files[0].old = 0, files[0].removed = 1; /* this machine, process gone */
+    snprintf(files[1].name, 300, "%s.bin.tmp.%d@%s.0123456789abcdef", key, (int)getpid(), host);
+    files[1].old = 1, files[1].removed = 0; /* this machine, alive (however old) */
+    snprintf(files[2].name, 300, "%s.json.tmp.%d@other-machine.0123456789abcdef", key, (int)dead);
+    files[2].old = 0, files[2].removed = 0; /* another machine's, recent: it may be writing */
+    snprintf(files[3].name, 300, "%s.json.tmp.%d@other-machine.fedcba9876543210", key, (int)dead);
+    files[3].old = 1, files[3].removed = 1;
+    snprintf(files[4].name, 300, "%s.bin.tmp.%d.0123456789abcdef", key, (int)dead);
+    files[4].old = 0, files[4].removed = 0; /* the name before it said the machine: by age */
+    snprintf(files[5].name, 300, "%s.bin.tmp.%d.fedcba9876543210", key, (int)dead);
+    files[5].old = 1, files[5].removed = 1;
+    snprintf(files[6].name, 300, "%s.bin", key);
+    files[6].old = 1, files[6].removed = 0; /* an entry, never */
+    for (int i = 0; i < 7; i++) {
+        char path[1600];
+        snprintf(path, sizeof path, "%s/%s", sub, files[i].name);
+        FILE *f = fopen(path, "wb");
+        if (f) fputs("half", f), fclose(f);
+        struct utimbuf t = {time(NULL) - 2 * HR_CACHE_STALE_TEMP_S, time(NULL) - 2 * HR_CACHE_STALE_TEMP_S};
+        if (files[i].old) utime(path, &t);
+    }
+    int64_t bytes = 0;
+    int n = hr_kernel_cache_sweep_temps(&c, &bytes);
+    CHECK(n == 3 && bytes == 12, "the sweep removes 3 files of 4 bytes, removed %d (%lld bytes)", n, (long long)bytes);
+    for (int i = 0; i < 7; i++) {
+        char path[1600];
+        snprintf(path, sizeof path, "%s/%s", sub, files[i].name);
+        CHECK((access(path, F_OK) != 0) == files[i].removed, "%s is %s", files[i].name,
+              files[i].removed ? "removed" : "kept");
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_cache KERNEL_SRC_DIR\n");
         return 2;
     }
+    char crafted[] = "/tmp/hybridrt-cache-crafted-XXXXXX";
+    CHECK(mkdtemp(crafted) != NULL, "mkdtemp");
+    test_entry_size_wrap(crafted);
+    test_tar_crafted(crafted);
+    test_temp_sweep(crafted);
+    char rm[200];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", crafted);
+    if (system(rm) != 0) fprintf(stderr, "could not remove %s\n", crafted);
     hr_nvrtc lib;
     if (hr_nvrtc_open(&lib, err, sizeof err) != 0) {
         test_library_missing("jit.cache", "", "NVRTC", "HYBRIDRT_REQUIRE_NVRTC", err);

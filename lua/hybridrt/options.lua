@@ -7,6 +7,8 @@ local M = {}
 -- Returns a table of values: given ones checked, the rest defaults (nil defaults stay nil).
 function M.parse(spec, script_arg, script)
   local given = script_arg and script_arg.opts or {}
+  -- the values as written: a string option keeps its text (out=007 is "007", not the number's "7")
+  local text = script_arg and script_arg.opts_text or {}
   for _, a in ipairs(script_arg or {}) do
     if a == "--help" or a == "-h" then return {help = true} end
     error(string.format("%s: unexpected argument '%s' (options are key=value; see --help)", script, tostring(a)), 0)
@@ -27,7 +29,8 @@ function M.parse(spec, script_arg, script)
       error(string.format("%s: option %s=%s must be %s %s", script, k, tostring(v),
                           ty == "integer" and "an" or "a", ty), 0)
     end
-    out[k] = ty == "string" and tostring(v) or v
+    if ty == "string" then v = type(text[k]) == "string" and text[k] or tostring(v) end
+    out[k] = v
   end
   for _, o in ipairs(spec) do
     if out[o[1]] == nil then out[o[1]] = o[3] end

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/script_args.h"
 #include "lua/binding.h"
 
 static void run_usage(void) {
@@ -32,35 +33,6 @@ static int message_handler(lua_State *L) {
     }
     luaL_traceback(L, L, msg, 1);
     return 1;
-}
-
-/* Pushes value typed: integer, float, boolean or string. */
-static void push_typed(lua_State *L, const char *value) {
-    if (strcmp(value, "true") == 0) lua_pushboolean(L, 1);
-    else if (strcmp(value, "false") == 0) lua_pushboolean(L, 0);
-    else if (*value == '\0' || lua_stringtonumber(L, value) == 0) lua_pushstring(L, value);
-}
-
-/* arg = {[0] = script, positional..., opts = {key = typed value}} */
-static void push_args(lua_State *L, const char *script, int argc, char **argv) {
-    lua_createtable(L, argc, 2);
-    lua_pushstring(L, script);
-    lua_rawseti(L, -2, 0);
-    lua_newtable(L);
-    int positional = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *eq = strchr(argv[i], '=');
-        if (eq && eq != argv[i]) {
-            lua_pushlstring(L, argv[i], (size_t)(eq - argv[i]));
-            push_typed(L, eq + 1);
-            lua_rawset(L, -3);
-        } else {
-            lua_pushstring(L, argv[i]);
-            lua_rawseti(L, -3, ++positional);
-        }
-    }
-    lua_setfield(L, -2, "opts");
-    lua_setglobal(L, "arg");
 }
 
 /* Loads the script from disk, or from the bundle when no such file exists. Pushes the chunk or an
@@ -149,7 +121,7 @@ int hr_cmd_run(int argc, char **argv) {
         goto done;
     }
     lua_setglobal(L, "hr");
-    push_args(L, script, argc - 1, argv + 1);
+    hr_push_script_args(L, script, argc - 1, argv + 1);
     add_script_dir_to_path(L, script);
     if (load_script(L, script) != LUA_OK) {
         report(L, "");

@@ -221,6 +221,8 @@ static int parse_entry(hr_ctx *ctx, const char *path, const cJSON *j, int64_t da
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(j, "shape");
     const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(j, "data_offsets");
     e->name = name;
+    /* what save refuses, load refuses: a tensor named "" could be read but never written back */
+    if (!name[0]) return hr_error(ctx, "%s: a tensor has an empty name", path);
     if (!cJSON_IsString(dtype)) return hr_error(ctx, "%s: tensor '%s': dtype is missing or not a string", path, name);
     if (hr_safetensors_dtype_parse(dtype->valuestring, &e->dtype))
         return hr_error(ctx, "%s: tensor '%s': unknown dtype '%s' (supported: F32, F64, BF16, I32, I64, U8)", path,

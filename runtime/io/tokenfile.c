@@ -19,6 +19,9 @@ static int read_header(hr_ctx *ctx, const char *path, const uint8_t *p, size_t s
                         HR_TOKENS_VERSION);
     if (width != 2 && width != 4) return hr_error(ctx, "%s: token id width is %u bytes, not 2 or 4", path, width);
     if (vocab == 0) return hr_error(ctx, "%s: the vocab size in the header is 0", path);
+    if (vocab > HR_TOKENS_MAX_VOCAB)
+        return hr_error(ctx, "%s: the vocab size %u in the header is over the limit of %u", path, vocab,
+                        HR_TOKENS_MAX_VOCAB);
     if (width == 2 && vocab > 65536)
         return hr_error(ctx, "%s: the vocab size %u does not fit ids 2 bytes wide (at most 65536)", path, vocab);
     if (reserved != 0) return hr_error(ctx, "%s: the reserved header field is %u, not 0", path, reserved);
@@ -160,8 +163,8 @@ struct hr_tokens_writer {
 };
 
 hr_tokens_writer *hr_tokens_writer_open(hr_ctx *ctx, const char *path, uint32_t vocab) {
-    if (vocab == 0) {
-        hr_error(ctx, "write_tokens: the vocab size must be at least 1");
+    if (vocab == 0 || vocab > HR_TOKENS_MAX_VOCAB) {
+        hr_error(ctx, "write_tokens: the vocab size must be in 1..%u, got %u", HR_TOKENS_MAX_VOCAB, vocab);
         return NULL;
     }
     hr_tokens_writer *w = malloc(sizeof *w);

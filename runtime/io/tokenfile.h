@@ -1,7 +1,7 @@
 /* Training data: binary token files, and plain text read as bytes.
  *
  * A token file (docs/data.md) is a 32-byte little-endian header, then the ids:
- *   0  "HRTOKENS"   8  u32 version (1)   12  u32 id width in bytes (2 or 4)   16  u32 vocab size
+ *   0  "HRTOKENS"   8  u32 version (1)   12  u32 id width in bytes (2 or 4)   16  u32 vocab size (1..2^30)
  *   20 u32 reserved (0)   24  u64 number of tokens   32  ids (u16 or u32, little-endian)
  * Any other file is text, and its bytes are its tokens (vocab 256).
  * Files are memory-mapped, not read: a multi-gigabyte corpus costs no memory up front, and ids are
@@ -18,6 +18,10 @@
 #define HR_TOKENS_MAGIC "HRTOKENS"
 #define HR_TOKENS_VERSION 1
 #define HR_TOKENS_HEADER 32
+/* The largest vocab size a token file may declare: the largest vocabulary a model may have
+ * (lua/hybridrt/nn/model.lua) and `tokenize --train-bpe` may train. A 32-byte header claiming 2^32 - 1
+ * would otherwise size a model's embedding. */
+#define HR_TOKENS_MAX_VOCAB (1u << 30)
 
 typedef enum { HR_TOKENS_TEXT, HR_TOKENS_FILE } hr_tokens_kind;
 

@@ -1,6 +1,8 @@
 #include "jit/tune_db.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -110,6 +112,17 @@ void hr_tune_db_filename(const char *gpu, const char *arch, char *out, size_t si
     snprintf(out + n, size - n, "-%s.tune", arch);
 }
 
+/* A whole decimal integer of text (up to `end`, or the NUL) in lo..hi into *out: false for anything
+ * else (atoi took "64x" for 64 and wrapped 2^40 into an int). */
+static bool whole_int(const char *text, const char *end, long long lo, long long hi, long long *out) {
+    char *stop;
+    errno = 0;
+    long long v = strtoll(text, &stop, 10);
+    if (stop == text || errno == ERANGE || (end ? stop != end : *stop != '\0') || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
 /* One record line (after "record "): the key, then "knob K times v:ms ...". */
 static int parse_record(char *text, hr_tune_record *r, char *why, size_t why_size) {
     memset(r, 0, sizeof *r);
@@ -125,12 +138,11 @@ static int parse_record(char *text, hr_tune_record *r, char *why, size_t why_siz
             continue;
         }
         if (times) {
-            char *colon = strchr(tok, ':'), *end;
-            if (!colon) return snprintf(why, why_size, "a time '%s' is not value:ms", tok), -1;
-            long v = strtol(tok, &end, 10);
-            double ms = strtod(colon + 1, NULL);
-            if (end != colon || v <= 0 || !(ms > 0) || !isfinite(ms))
-                return snprintf(why, why_size, "a time '%s' is not value:ms", tok), -1;
+            char *colon = strchr(tok, ':'), *end = NULL;
+            long long v = 0;
+            double ms = colon ? strtod(colon + 1, &end) : 0;
+            if (!colon || !whole_int(tok, colon, 1, INT_MAX, &v) || end == colon + 1 || *end || !(ms > 0) || !isfinite(ms))
+                return snprintf(why, why_size, "a time '%s' is not value:ms (a value in 1..%d)", tok, INT_MAX), -1;
             if (r->n_times == HR_TUNE_MAX_TIMES) return snprintf(why, why_size, "too many times"), -1;
             r->values[r->n_times] = (int)v;
             r->ms[r->n_times++] = ms;
@@ -144,25 +156,29 @@ static int parse_record(char *text, hr_tune_record *r, char *why, size_t why_siz
         } else if (strcmp(tok, "dtype") == 0) {
             snprintf(r->dtype, sizeof r->dtype, "%s", value);
         } else if (strcmp(tok, "head") == 0) {
-            r->head = atoi(value);
+            long long head;
+            if (!whole_int(value, NULL, 0, INT_MAX, &head))
+                return snprintf(why, why_size, "head '%s' is not an integer in 0..%d", value, INT_MAX), -1;
+            r->head = (int)head;
         } else if (strcmp(tok, "knob") == 0) {
             snprintf(r->knob, sizeof r->knob, "%s", value);
         } else if (strcmp(tok, "shape") == 0) {
             char *s2 = NULL;
             for (char *d = strtok_r(value, ",", &s2); d; d = strtok_r(NULL, ",", &s2)) {
                 char *eq = strchr(d, '=');
-                if (!eq || r->n_dims == HR_TUNE_MAX_DIMS || eq - d >= 16)
+                long long size;
+                if (!eq || r->n_dims == HR_TUNE_MAX_DIMS || eq - d >= 16 || !whole_int(eq + 1, NULL, 0, LLONG_MAX, &size))
                     return snprintf(why, why_size, "a shape dim '%s' is not name=size", d), -1;
                 *eq = '\0';
                 snprintf(r->dim_names[r->n_dims], 16, "%s", d);
-                r->dims[r->n_dims++] = atoll(eq + 1);
+                r->dims[r->n_dims++] = size;
             }
         } else {
             return snprintf(why, why_size, "unknown field '%s'", tok), -1;
         }
     }
     if (!r->src[0] || !r->dtype[0] || r->head < 0 || !r->knob[0] || r->n_times == 0)
-        return snprintf(why, why_size, "a record needs src, dtype, head, shape, knob and times"), -1;
+        return snprintf(why, why_size, "a record needs src, dtype, head, knob and times"), -1;
     return 0;
 }
 
@@ -259,9 +275,9 @@ int hr_tune_db_save(const hr_tune_db *db, const char *path, char *err, size_t er
     fprintf(f, "gpu %s\narch %s\ndriver %s\nnvrtc %s\ndate %s\n", db->gpu, db->arch, db->driver, db->nvrtc, db->date);
     for (int i = 0; i < db->n; i++) {
         const hr_tune_record *r = &sorted[i];
-        fprintf(f, "record %s src %s dtype %s head %d shape ", r->kernel, r->src, r->dtype, r->head);
-        for (int k = 0; k < r->n_dims; k++)
-            fprintf(f, "%s%s=%lld", k ? "," : "", r->dim_names[k], (long long)r->dims[k]);
+        fprintf(f, "record %s src %s dtype %s head %d", r->kernel, r->src, r->dtype, r->head);
+        for (int k = 0; k < r->n_dims; k++) /* no shape field for a record without dims: "shape" alone would not read back */
+            fprintf(f, "%s%s=%lld", k ? "," : " shape ", r->dim_names[k], (long long)r->dims[k]);
         fprintf(f, " knob %s times", r->knob);
         for (int k = 0; k < r->n_times; k++) fprintf(f, " %d:%.6g", r->values[k], r->ms[k]);
         fputc('\n', f);

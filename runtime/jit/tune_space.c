@@ -1,6 +1,8 @@
 #include "jit/tune_space.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,10 @@ typedef struct {
     char *err;
     size_t err_size;
     bool failed;
+    int depth;                     /* of nested parentheses and unary operators */
 } parser;
+
+#define MAX_DEPTH 100
 
 static void skip_space(parser *ps) {
     while (isspace((unsigned char)*ps->p)) ps->p++;
@@ -44,13 +49,17 @@ static long long parse_or(parser *ps);
 static long long parse_primary(parser *ps) {
     skip_space(ps);
     if (accept(ps, "(")) {
+        if (++ps->depth > MAX_DEPTH) return fail_at(ps, "nested too deeply");
         long long v = parse_or(ps);
+        ps->depth--;
         if (!accept(ps, ")")) return fail_at(ps, "expected ')'");
         return v;
     }
     if (isdigit((unsigned char)*ps->p)) {
         char *end;
+        errno = 0;
         long long v = strtoll(ps->p, &end, 10);
+        if (errno == ERANGE) return fail_at(ps, "number out of range");
         ps->p = end;
         return v;
     }
@@ -66,10 +75,17 @@ static long long parse_primary(parser *ps) {
     return fail_at(ps, "expected a number, a name or '('");
 }
 
+/* The arithmetic is checked: a result outside 64 bits is an error, not undefined behaviour. */
+static long long overflow(parser *ps) { return fail_at(ps, "integer overflow"); }
+
 static long long parse_unary(parser *ps) {
-    if (accept(ps, "-")) return -parse_unary(ps);
-    if (accept(ps, "!")) return !parse_unary(ps);
-    return parse_primary(ps);
+    bool minus = accept(ps, "-"), bang = !minus && accept(ps, "!");
+    if (!minus && !bang) return parse_primary(ps);
+    if (++ps->depth > MAX_DEPTH) return fail_at(ps, "nested too deeply");
+    long long v = parse_unary(ps), r;
+    ps->depth--;
+    if (bang) return !v;
+    return __builtin_sub_overflow(0LL, v, &r) ? overflow(ps) : r;
 }
 
 static long long parse_mul(parser *ps) {
@@ -78,18 +94,25 @@ static long long parse_mul(parser *ps) {
         char op = accept(ps, "*") ? '*' : accept(ps, "/") ? '/' : accept(ps, "%") ? '%' : 0;
         if (!op) return v;
         long long r = parse_unary(ps);
-        if (op == '*') v *= r;
-        else if (r == 0) return fail_at(ps, "division by zero");
-        else v = op == '/' ? v / r : v % r;
+        if (op == '*') {
+            if (__builtin_mul_overflow(v, r, &v)) return overflow(ps);
+        } else if (r == 0) {
+            return fail_at(ps, "division by zero");
+        } else if (v == LLONG_MIN && r == -1) {
+            return overflow(ps); /* the one quotient outside 64 bits (and x86 traps on its remainder too) */
+        } else {
+            v = op == '/' ? v / r : v % r;
+        }
     }
 }
 
 static long long parse_add(parser *ps) {
     long long v = parse_mul(ps);
     for (;;) {
-        if (accept(ps, "+")) v += parse_mul(ps);
-        else if (accept(ps, "-")) v -= parse_mul(ps);
-        else return v;
+        bool add = accept(ps, "+");
+        if (!add && !accept(ps, "-")) return v;
+        long long r = parse_mul(ps);
+        if (add ? __builtin_add_overflow(v, r, &v) : __builtin_sub_overflow(v, r, &v)) return overflow(ps);
     }
 }
 

@@ -144,6 +144,25 @@ static hr_bpe *from_tree(const cJSON *root, char *err) {
         i++;
     }
     if (n_ids == 0) return FAIL("model.vocab: empty"), NULL;
+    /* Every id up to the largest costs memory here and a row of the model's embedding: a short file
+     * naming an id of 2^31 - 1 would claim gigabytes. Unused ids are allowed, but no more of them than
+     * HR_BPE_MAX_UNUSED_IDS (the entries bound the rest, so the memory follows the file's size). */
+    size_t entries = (size_t)cJSON_GetArraySize(vocab) + i;
+    if (n_ids > entries + HR_BPE_MAX_UNUSED_IDS) {
+        const char *what = "model.vocab", *name = "";
+        cJSON_ArrayForEach(it, vocab) {
+            if (get_id(it, &id) == 0 && id + 1 == n_ids) name = it->string;
+        }
+        if (!name[0]) {
+            what = "added_tokens";
+            cJSON_ArrayForEach(it, added) {
+                const cJSON *content = cJSON_GetObjectItemCaseSensitive(it, "content");
+                if (get_id(cJSON_GetObjectItemCaseSensitive(it, "id"), &id) == 0 && id + 1 == n_ids) name = content->valuestring;
+            }
+        }
+        return FAIL("%s: token '%.60s' has id %u but the file holds %zu tokens: ids must run from 0 with at most %d "
+                    "unused", what, name, n_ids - 1, entries, HR_BPE_MAX_UNUSED_IDS), NULL;
+    }
 
     hr_bpe *b = hr_bpe_alloc(n_ids);
     if (!b) return FAIL("out of memory"), NULL;

@@ -12,6 +12,10 @@
 #include "core/context.h"
 #include "text/bpe.h"
 
+/* Ids are integers in 0 .. 2^31 - 1; up to HR_BPE_MAX_UNUSED_IDS of those below the largest may be
+ * unused (a file claiming more is refused: each id costs memory, and a row of the model's embedding). */
+#define HR_BPE_MAX_UNUSED_IDS 65536
+
 /* From the JSON text. NULL with err (size HR_BPE_ERR) naming the field: "model.merges[12]: unknown
  * token 'xy'". */
 hr_bpe *hr_tokenizer_json_parse(const char *json, size_t len, char *err);

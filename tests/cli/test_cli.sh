@@ -56,9 +56,15 @@ assert(o.lr == 3e-4 and math.type(o.steps) == "integer" and o.steps == 10, "numb
 assert(o.flag == true and o.off == false, "booleans typed")
 assert(o.name == "runs/a" and o.expr == "a=b", "strings kept")
 assert(arg[1] == "positional" and arg[0] == "opts.lua", "positional arguments")
+assert(o.out == 7 and arg.opts_text.out == "007" and arg.opts_text.lr == "3e-4", "opts_text keeps the text")
+-- a string option keeps its text as written (it once became "7": a run directory out=007 went to 7/)
+local options = require "hybridrt.options"
+local v = options.parse({{"out", "string", nil, "dir"}, {"lr", "number", 1, "lr"}}, {opts = {out = o.out, lr = o.lr},
+                        opts_text = arg.opts_text}, "opts.lua")
+assert(v.out == "007" and v.lr == 3e-4, "string option out=007 read as " .. tostring(v.out))
 print("opts ok")
 LUA
-expect "key=value typed" 0 "opts ok" -- "$bin" run opts.lua lr=3e-4 steps=10 flag=true off=false name=runs/a expr=a=b positional
+expect "key=value typed" 0 "opts ok" -- "$bin" run opts.lua lr=3e-4 steps=10 flag=true off=false name=runs/a expr=a=b out=007 positional
 
 mkdir -p sub
 printf 'return {answer = 42}\n' >sub/helper.lua

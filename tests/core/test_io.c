@@ -215,6 +215,9 @@ static void test_st_corrupt(hr_ctx *ctx) {
     write_st(p, "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
                 "\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}", data, 2);
     expect_load_error(ctx, p, "duplicate name", "duplicate tensor name 'a'", NULL);
+    /* found by fuzz_safetensors: a tensor named "" loaded, but could never be saved again */
+    write_st(p, "{\"\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", data, 1);
+    expect_load_error(ctx, p, "empty name", "a tensor has an empty name", NULL);
     write_st(p, "{\"__metadata__\":{\"k\":1}}", NULL, 0);
     expect_load_error(ctx, p, "metadata number", "metadata value for key 'k' is not a string", NULL);
     expect_load_error(ctx, path_of("missing.safetensors"), "missing file", "No such file", NULL);
@@ -310,6 +313,10 @@ static void test_tokens_write_errors(hr_ctx *ctx) {
           "an id >= vocab is refused with its position: %s", hr_last_error(ctx));
     CHECK(access(p, F_OK) != 0 && count_tmp_files() == 0, "nothing is left of a refused write");
     CHECK(hr_tokens_write(ctx, p, (uint32_t[]){0}, 1, 0) == -1 && strstr(hr_last_error(ctx), "vocab"), "vocab 0");
+    CHECK(hr_tokens_write(ctx, p, (uint32_t[]){0}, 1, HR_TOKENS_MAX_VOCAB + 1) == -1 &&
+              strstr(hr_last_error(ctx), "vocab size must be in 1..1073741824"),
+          "a vocab no reader would open is not written: %s", hr_last_error(ctx));
+    CHECK(access(p, F_OK) != 0 && count_tmp_files() == 0, "nothing is left of a refused vocab");
 }
 
 static void test_tokens_text(hr_ctx *ctx) {
@@ -359,6 +366,15 @@ static void test_tokens_bad_files(hr_ctx *ctx) {
     expect_open_error(ctx, p, "width 3", "width");
     write_token_file(p, 1, 2, 0, 10, ids, 20);
     expect_open_error(ctx, p, "vocab 0", "vocab size");
+    /* found by fuzzing (tests/fuzz): a header may not declare a vocab no model can have */
+    write_token_file(p, 1, 4, 4294967295u, 2, ids, 8);
+    expect_open_error(ctx, p, "vocab 2^32 - 1", "vocab size 4294967295 in the header is over the limit of 1073741824");
+    write_token_file(p, 1, 4, HR_TOKENS_MAX_VOCAB + 1, 2, ids, 8);
+    expect_open_error(ctx, p, "vocab 2^30 + 1", "over the limit");
+    write_token_file(p, 1, 4, HR_TOKENS_MAX_VOCAB, 2, ids, 8);
+    hr_tokens *largest = hr_tokens_open(ctx, p);
+    CHECK(largest && largest->vocab == HR_TOKENS_MAX_VOCAB, "vocab 2^30 opens: %s", largest ? "" : hr_last_error(ctx));
+    hr_tokens_close(largest);
     write_bytes(p, "HRTOKENS\1\0\0\0", 12);
     expect_open_error(ctx, p, "header cut short", "truncated");
     write_bytes(p, "", 0);

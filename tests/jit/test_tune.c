@@ -37,6 +37,33 @@ static void test_eval(void) {
           err);
     CHECK(hr_tune_eval("N N", names, values, 3, &r, err, sizeof err) < 0 && strstr(err, "unexpected"), "trailing: %s",
           err);
+    /* found by fuzzing (tests/fuzz/fuzz_tune_space): signed overflow was undefined behaviour, and the
+     * one quotient outside 64 bits, LLONG_MIN / -1, a crash (SIGFPE); both are now errors */
+    static const char *const overflowing[] = {
+        "9223372036854775807 + 1", "-9223372036854775807 - 2", "4294967296 * 4294967296",
+        "(-9223372036854775807 - 1) / -1", "(-9223372036854775807 - 1) % -1", "-(-9223372036854775807 - 1)",
+    };
+    for (int i = 0; i < 6; i++)
+        CHECK(hr_tune_eval(overflowing[i], names, values, 3, &r, err, sizeof err) < 0 && strstr(err, "integer overflow"),
+              "%s refused: %s", overflowing[i], err);
+    CHECK(hr_tune_eval("99999999999999999999 > N", names, values, 3, &r, err, sizeof err) < 0 &&
+              strstr(err, "out of range"),
+          "a number past 64 bits refused: %s", err);
+    CHECK(hr_tune_eval("9223372036854775807 - 1 > 0 && -9223372036854775807 - 1 < 0", names, values, 3, &r, err,
+                       sizeof err) == 0 && r == 1,
+          "the extremes themselves still evaluate: %s", err);
+    char deep[700];
+    memset(deep, '(', 300);
+    deep[300] = '1';
+    memset(deep + 301, ')', 300);
+    deep[601] = '\0';
+    CHECK(hr_tune_eval(deep, names, values, 3, &r, err, sizeof err) < 0 && strstr(err, "nested too deeply"),
+          "300 nested parentheses refused: %s", err);
+    memset(deep, '-', 300);
+    snprintf(deep + 300, 10, "N");
+    CHECK(hr_tune_eval(deep, names, values, 3, &r, err, sizeof err) < 0 && strstr(err, "nested too deeply"),
+          "300 unary minuses refused: %s", err);
+    CHECK(hr_tune_eval("--N == N && !!1", names, values, 3, &r, err, sizeof err) == 0 && r == 1, "a few unary operators");
 }
 
 static void test_parse(void) {
@@ -219,6 +246,35 @@ static void test_db(void) {
     hr_tune_db_free(&back);
     CHECK(hr_tune_db_load(&back, "/nonexistent/x.tune", warn, sizeof warn) < 0 && strstr(warn, "cannot be read"),
           "a missing file: %s", warn);
+    hr_tune_db_free(&back);
+
+    /* found by fuzzing (tests/fuzz/fuzz_tune_db): a record without a shape class loaded, but was saved
+     * as "shape  knob ..." and skipped when the file was read again */
+    write_text(bad, "hybridrt-tuning 1\nrecord k src 0123456789abcdef dtype f32 head 0 knob BLOCK times 64:0.5\n");
+    hr_tune_db_init(&back, NULL, NULL);
+    CHECK(hr_tune_db_load(&back, bad, warn, sizeof warn) == 1 && back.records[0].n_dims == 0, "a record without a shape");
+    CHECK(hr_tune_db_save(&back, path2, err, sizeof err) == 0, "saved: %s", err);
+    hr_tune_db_init(&again, NULL, NULL);
+    CHECK(hr_tune_db_load(&again, path2, warn, sizeof warn) == 1 && !warn[0] && again.records[0].n_dims == 0,
+          "a record without a shape reads back: %s", warn);
+    hr_tune_db_free(&again);
+    hr_tune_db_free(&back);
+    /* ... and a value past an int was read as its truncation (2^32 + 255 as 255, 2^63 - 1 as -1, then
+     * written so); numbers are now whole integers in range or the line is skipped */
+    write_text(bad, "hybridrt-tuning 1\n"
+                    "record k src 0123456789abcdef dtype f32 head 0 shape a=1 knob B times 4294967551:0.5\n"
+                    "record k src 0123456789abcdef dtype f32 head 0 shape a=2 knob B times 9223372036854775807:0.5\n"
+                    "record k src 0123456789abcdef dtype f32 head 0 shape a=3 knob B times 99999999999999999999:0.5\n"
+                    "record k src 0123456789abcdef dtype f32 head 64x shape a=4 knob B times 64:0.5\n"
+                    "record k src 0123456789abcdef dtype f32 head 4294967360 shape a=5 knob B times 64:0.5\n"
+                    "record k src 0123456789abcdef dtype f32 head 0 shape a=40)6 knob B times 64:0.5\n"
+                    "record k src 0123456789abcdef dtype f32 head 0 shape a=-1 knob B times 64:0.5\n"
+                    "record k src 0123456789abcdef dtype f32 head 0 shape a=6 knob B times 64:0.5ms\n"
+                    "record k src 0123456789abcdef dtype f32 head 32 shape a=7 knob B times 2147483647:0.5\n");
+    hr_tune_db_init(&back, NULL, NULL);
+    CHECK(hr_tune_db_load(&back, bad, warn, sizeof warn) == 1 && back.records[0].values[0] == 2147483647 &&
+              back.records[0].head == 32 && strstr(warn, "bad.tune:2:") && strstr(warn, "8 bad lines"),
+          "values past an int, sloppy integers refused, the largest int kept: %s", warn);
     hr_tune_db_free(&back);
 
     char src_hash[17], src_hash2[17];

@@ -304,6 +304,42 @@ static void test_bytes_tokenizer(void) {
     hr_bpe_free(b);
 }
 
+/* Found by fuzzing (tests/fuzz/fuzz_tokenizer_json): a short file naming a huge id made the loader
+ * allocate every id up to it (an id of 4e8: 3.2 GB for the token table alone). Ids past 2^31 are no
+ * ids at all; below that, at most HR_BPE_MAX_UNUSED_IDS may be unused. */
+static void test_huge_ids(void) {
+    static const struct {
+        const char *json, *what, *error;
+    } cases[] = {
+        {"{\"model\": {\"vocab\": {\"a\": 0, \"b\": 400000000}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}",
+         "a vocab id of 4e8", "model.vocab: token 'b' has id 400000000 but the file holds 2 tokens"},
+        {"{\"model\": {\"vocab\": {\"a\": 2147483647}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}",
+         "a vocab id of 2^31 - 1", "has id 2147483647"},
+        {"{\"model\": {\"vocab\": {\"a\": 4611686018427387904}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}",
+         "a vocab id of 2^62", "model.vocab: token 'a' has no valid id"},
+        {"{\"added_tokens\": [{\"id\": 4611686018427387904, \"content\": \"<x>\"}], \"model\": {\"vocab\": {\"a\": 0}, "
+         "\"merges\": []}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}",
+         "an added token id of 2^62", "added_tokens[0].id: missing or not an integer"},
+        {"{\"added_tokens\": [{\"id\": 70000, \"content\": \"<x>\"}], \"model\": {\"vocab\": {\"a\": 0}, "
+         "\"merges\": []}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}",
+         "an added token id past the unused ids allowed", "added_tokens: token '<x>' has id 70000"},
+    };
+    char err[HR_BPE_ERR];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hr_bpe *b = hr_tokenizer_json_parse(cases[i].json, strlen(cases[i].json), err);
+        CHECK(!b && strstr(err, cases[i].error), "%s is refused: %s", cases[i].what, b ? "(loaded)" : err);
+        hr_bpe_free(b);
+    }
+    /* the unused ids allowed: exactly HR_BPE_MAX_UNUSED_IDS above the tokens the file holds */
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"added_tokens\": [{\"id\": %d, \"content\": \"<x>\"}], \"model\": {\"vocab\": {\"a\": 0}, "
+             "\"merges\": []}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}", HR_BPE_MAX_UNUSED_IDS + 1);
+    hr_bpe *b = hr_tokenizer_json_parse(json, strlen(json), err);
+    CHECK(b && b->n_ids == HR_BPE_MAX_UNUSED_IDS + 2, "%d unused ids load: %s", HR_BPE_MAX_UNUSED_IDS, b ? "" : err);
+    hr_bpe_free(b);
+}
+
 int main(void) {
     test_pretokenizer();
     test_bytes_and_utf8();
@@ -312,5 +348,6 @@ int main(void) {
     test_parallel_and_streaming();
     test_json_and_added_tokens();
     test_bytes_tokenizer();
+    test_huge_ids();
     return test_summary("text.tokenizer");
 }

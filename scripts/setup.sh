@@ -4,7 +4,10 @@ set -euo pipefail
 # libopenblas-openmp-dev: OpenBLAS on OpenMP threads, shared with the kernels (see CMakeLists.txt)
 # libcjson-dev: the JSON header of safetensors files (runtime/io)
 # valgrind: the memcheck test suites (scripts/test.sh --memcheck)
-packages=(build-essential cmake pkg-config liblua5.4-dev libopenblas-dev libopenblas-openmp-dev libcjson-dev valgrind)
+# clang, libclang-rt-dev (libFuzzer and the sanitizers), libomp-dev (clang's OpenMP): the fuzz targets
+# (scripts/fuzz.sh, docs/fuzzing.md)
+packages=(build-essential cmake pkg-config liblua5.4-dev libopenblas-dev libopenblas-openmp-dev libcjson-dev valgrind
+          clang libclang-rt-dev libomp-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -11,6 +11,7 @@ local model_lib = require "hybridrt.nn.model"
 local optim = require "hybridrt.optim"
 local data_lib = require "hybridrt.data"
 local ckpt = require "hybridrt.checkpoint"
+local runlock = require "hybridrt.runlock"
 
 local SPEC = {
   {"preset", "string", "tiny", "model size: tiny, small, medium, large, rwkv6, mamba2"},
@@ -211,22 +212,25 @@ end
 -- ---- the run directory -------------------------------------------------------------------------------
 o.out = o.out or string.format("runs/%s-%s-%s", model.cfg.preset, model.cfg.arch, os.date("%Y%m%d-%H%M%S"))
 hr.mkdir(o.out)
+-- One run at a time in a run directory: OUT/.lock is held until this script ends, however it ends.
+local run_lock <close>, lock_note = runlock.acquire(o.out, "train.lua: ")
+if lock_note then print(lock_note) end
 local metrics_path = o.out .. "/metrics.jsonl"
 if not resume_path and file_exists(o.out .. "/latest.safetensors") then
   fail(o.out .. " already holds a run (latest.safetensors): pass resume=latest to continue it, or another out=")
 end
 -- On resume, metrics after the checkpoint's step are dropped: the continued run writes them again.
 if resume_path and file_exists(metrics_path) then
-  -- read up to the file's size, not line by line: a device or FIFO in its place (/dev/full reads
-  -- zeros forever) must reach the writer's refusal below, not fill memory
+  -- read up to the file's size only: a device there (/dev/full) reads zeros forever, and is refused below
   local f = assert(io.open(metrics_path, "rb"))
   local size = f:seek("end") or 0
-  f:seek("set", 0)
-  local text = size > 0 and f:read(size) or ""
+  f:seek("set")
+  local history = size > 0 and f:read(size) or ""
   f:close()
   local kept = {}
-  for line in text:gmatch("[^\n]+") do
-    local s = tonumber(line:match('^{"step":(%d+)[,}]')) -- whole lines only (a cut one is dropped)
+  for line in history:gmatch("[^\n]+") do
+    -- only whole lines: a run killed mid-append may have left a cut one (`{"step":12` of step 123)
+    local s = tonumber(line:match('^{"step":(%d+),.*}$'))
     if s and s <= start_step then kept[#kept + 1] = line end
   end
   -- all or nothing: on a full disk the history stays as it was (the rewrite once emptied it)
@@ -368,4 +372,7 @@ print(string.format("done: step %d, train loss %.4f, val_loss %s, %.1f s; saved 
                     step, last_loss or 0 / 0, last_val and string.format("%.4f", last_val) or "-",
                     elapsed, path))
 data:close()
-if stop_reason and stop_reason:find("interrupted") then os.exit(130) end
+if stop_reason and stop_reason:find("interrupted") then
+  run_lock:release() -- os.exit skips closing it
+  os.exit(130)
+end

@@ -41,6 +41,7 @@ void hr_lua_open_system(lua_State *L);   /* isatty, mkdir, Ctrl-C, source_dir */
 void hr_lua_open_tokenizer(lua_State *L); /* the table hr.tokenizer and the Tokenizer userdata */
 void hr_lua_open_device(lua_State *L);   /* use_device, device_stats, synchronize, tune_force */
 void hr_lua_open_tune(lua_State *L);     /* tune_spaces, tune_source_hash, tune_record, tune_db */
+void hr_lua_open_lock(lua_State *L);     /* lock_file, list_dir (lua_lock.c) */
 
 /* The number of entries of the table at arg, as it holds them (lua_rawlen: never more than memory
  * has), for sizing buffers; a __len metamethod that says otherwise is refused naming `what` (it once

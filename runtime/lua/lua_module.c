@@ -345,6 +345,7 @@ int luaopen_hybridrt_core(lua_State *L) {
     hr_lua_open_tokenizer(L);
     hr_lua_open_device(L);
     hr_lua_open_tune(L);
+    hr_lua_open_lock(L);
     lua_pushstring(L, HR_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

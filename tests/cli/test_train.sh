@@ -1,9 +1,11 @@
 #!/bin/bash
 # End-to-end tests of train.lua, sample.lua and hybridrt check on a small model: a short run writes
-# metrics and checkpoints, a resumed run reproduces the uninterrupted run's losses exactly, Ctrl-C
-# saves before stopping, sampling runs from the checkpoint, the gates run (fresh and on a checkpoint;
-# the default model passes all four), the same seed repeats a run bitwise, accumulation and the time
-# limit work, and bad inputs fail with a clear message without touching existing checkpoints.
+# metrics and checkpoints, a resumed run reproduces the uninterrupted run's tensors byte for byte (and
+# its losses) at 1 and 2 threads, Ctrl-C saves before stopping, a run directory takes one run at a time
+# (a lock left by kill -9 is taken over), sampling runs from the checkpoint, the gates run (fresh and
+# on a checkpoint; the default model passes all four), the same seed repeats a run bitwise,
+# accumulation and the time limit work, and bad inputs fail with a clear message without touching
+# existing checkpoints.
 # usage: test_train.sh path/to/hybridrt
 set -u
 BIN=$(realpath "$1")
@@ -33,16 +35,27 @@ for key in step loss lr grad_norm tokens_per_s elapsed_s; do
 done
 check "! ls full/*.tmp.* >/dev/null 2>&1" "no temporary files left"
 
-# --- exact resume: steps 4-6 from the step-3 checkpoint equal the uninterrupted run ---------------
-mkdir -p resumed
-"$BIN" run train.lua resume=full/ckpt-step000003.safetensors out=resumed > resumed.log 2>&1
-check "[ $? -eq 0 ]" "resume failed: $(tail -3 resumed.log)"
-losses() { grep -o '"step":[456],"loss":[^,]*' "$1"; }
-check "[ -n \"\$(losses resumed/metrics.jsonl)\" ] && [ \"\$(losses full/metrics.jsonl)\" = \"\$(losses resumed/metrics.jsonl)\" ]" \
-  "resumed losses differ: $(losses full/metrics.jsonl | tr '\n' ' ') vs $(losses resumed/metrics.jsonl | tr '\n' ' ')"
-check "cmp -s <(tail -c +1 full/latest.safetensors | md5sum) <(tail -c +1 resumed/latest.safetensors | md5sum) || \
-  [ \"\$(grep -o '\"step\":6,\"loss\":[^,]*' full/metrics.jsonl)\" = \"\$(grep -o '\"step\":6,\"loss\":[^,]*' resumed/metrics.jsonl)\" ]" \
-  "resumed final state"
+# --- exact resume: 40 steps against 20 + a resume for 20, at 1 and at 2 threads ----------------------
+# every parameter and AdamW moment byte for byte (tests/cli/same_tensors.lua; the metadata, which holds
+# the elapsed time, is not compared), and the losses of steps 21-40
+late_losses() { grep -o '"step":\(2[1-9]\|3[0-9]\|40\),"loss":[^,]*' "$1"; }
+for th in 1 2; do
+  "$BIN" run train.lua $SMALL steps=40 save_every=20 eval_every=20 threads=$th out=whole$th > whole$th.log 2>&1
+  check "[ $? -eq 0 ] && [ -f whole$th/ckpt-step000020.safetensors ]" "40 steps at $th threads: $(tail -2 whole$th.log)"
+  "$BIN" run train.lua resume=whole$th/ckpt-step000020.safetensors threads=$th out=halves$th > halves$th.log 2>&1
+  check "[ $? -eq 0 ] && grep -q '^resumed from whole$th/ckpt-step000020.safetensors at step 20' halves$th.log" \
+    "resume at step 20, $th threads: $(tail -2 halves$th.log)"
+  "$BIN" run "$SRC/tests/cli/same_tensors.lua" a=whole$th/latest.safetensors b=halves$th/latest.safetensors > same$th.log 2>&1
+  check "[ $? -eq 0 ] && grep -q '^same tensors: 216 ' same$th.log" \
+    "20 steps + a resume for 20 against 40 steps, $th threads: $(tail -4 same$th.log)"
+  check "[ \$(late_losses halves$th/metrics.jsonl | wc -l) -eq 20 ] && [ \"\$(late_losses whole$th/metrics.jsonl)\" = \"\$(late_losses halves$th/metrics.jsonl)\" ]" \
+    "resumed losses differ at $th threads: $(diff <(late_losses whole$th/metrics.jsonl) <(late_losses halves$th/metrics.jsonl) | head -4 | tr '\n' ' ')"
+done
+# Not checked, but said: 1 thread trains other bits than 2 (2, 3 and 4 agree). OpenBLAS's sgemm rounds
+# differently on 1 thread once the inner dimension passes 320; here that is Mamba-2's in_proj input
+# gradient (k = 386), from the first backward on
+"$BIN" run "$SRC/tests/cli/same_tensors.lua" a=whole1/latest.safetensors b=whole2/latest.safetensors > threads.log 2>&1 ||
+  echo "cli.train: note: 1 and 2 threads train different bits: $(tail -1 threads.log)"
 # resume=latest continues in place and trims metrics past the checkpoint
 "$BIN" run train.lua resume=latest out=full steps=8 > more.log 2>&1
 check "[ $? -eq 0 ] && [ \$(wc -l < full/metrics.jsonl) -eq 8 ]" "resume=latest to step 8: $(tail -2 more.log)"
@@ -77,6 +90,31 @@ wait $pid
 rc=$?
 check "[ $rc -eq 130 ]" "Ctrl-C exit status 130, got $rc"
 check "[ -f intr/latest.safetensors ] && grep -q 'interrupted' intr.log" "Ctrl-C saved a checkpoint: $(tail -2 intr.log)"
+check "[ -f intr/.lock ] && [ ! -s intr/.lock ]" "Ctrl-C releases the run's lock: intr/.lock holds '$(cat intr/.lock)'"
+
+# --- one run at a time in a run directory -------------------------------------------------------------
+# OUT/.lock is locked for the life of a run and names it: a second run (fresh or a resume) into the
+# same out= is refused naming the first's pid and start time; killed with -9, the first's lock dies with
+# it and a resume takes the left-over file over, saying so in one line
+"$BIN" run train.lua $SMALL steps=100000 save_every=2 eval_every=0 out=busy > busy.log 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do [ -f busy/latest.safetensors ] && break; sleep 0.1; done
+check "grep -qx 'pid=$pid' busy/.lock && grep -q '^started=20[0-9-]* [0-9:]* ' busy/.lock" \
+  "the running run's busy/.lock: $(cat busy/.lock 2>&1 | tr '\n' ' ')"
+"$BIN" run train.lua $SMALL steps=2 out=busy > busy2.log 2>&1
+check "[ $? -ne 0 ] && grep -q 'train.lua: busy is in use by another run (pid $pid on host .*, started 20[0-9-]* [0-9:]* ' busy2.log" \
+  "a second run into a busy out= is not refused naming the first (pid $pid): $(grep -v '^\s' busy2.log | tail -2)"
+"$BIN" run train.lua resume=latest out=busy > busy3.log 2>&1
+check "[ $? -ne 0 ] && grep -q 'busy is in use by another run (pid $pid ' busy3.log" \
+  "a resume into a busy out= is not refused: $(grep -v '^\s' busy3.log | tail -2)"
+kill -9 $pid
+{ wait $pid; } 2>/dev/null
+"$BIN" run train.lua resume=latest out=busy minutes=0.005 > takeover.log 2>&1
+check "[ $? -eq 0 ] && [ \$(grep -c 'took over the lock' takeover.log) -eq 1 ] && \
+  grep -q '^note: took over the lock of busy from pid $pid on host .*, which ended without releasing it' takeover.log" \
+  "a resume after kill -9 does not take the lock over: $(grep -v '^\s' takeover.log | tail -3)"
+check "[ -f busy/.lock ] && [ ! -s busy/.lock ] && ! ls busy/*.tmp.* >/dev/null 2>&1" \
+  "a run that ends empties its lock file (busy/.lock: '$(cat busy/.lock)') and leaves no temporary file"
 
 # --- sampling from the checkpoint --------------------------------------------------------------------
 "$BIN" run sample.lua ckpt=full/latest.safetensors prompt=ROMEO: tokens=40 seed=1 > sample.txt 2> sample.err
@@ -111,20 +149,8 @@ check "grep -q 'usage: hybridrt check' help.txt" "hybridrt help check"
 "$BIN" run train.lua $SMALL steps=4 save_every=0 eval_every=0 out=again2 > again2.log 2>&1
 check "[ -s again/metrics.jsonl ] && [ \"\$(grep -o '\"loss\":[^,]*' again/metrics.jsonl)\" = \"\$(grep -o '\"loss\":[^,]*' again2/metrics.jsonl)\" ]" \
   "two runs with the same seed differ: $(grep -o '"loss":[^,]*' again/metrics.jsonl | tr '\n' ' ') vs $(grep -o '"loss":[^,]*' again2/metrics.jsonl | tr '\n' ' ')"
-# every tensor (parameters and AdamW moments) bitwise equal; the metadata differs only in elapsed time
-cat > same_tensors.lua <<'EOF'
-local hr = require "hybridrt"
-local a, b = hr.load_safetensors(arg.opts.a), hr.load_safetensors(arg.opts.b)
-local n = 0
-for name, t in pairs(a) do
-  local u = b[name]
-  assert(u and hr.sum_squares(t - u) == 0, "tensor differs: " .. name)
-  n = n + 1
-end
-for name in pairs(b) do assert(a[name], "only in b: " .. name) end
-print("same tensors: " .. n)
-EOF
-"$BIN" run same_tensors.lua a=again/latest.safetensors b=again2/latest.safetensors > same.log 2>&1
+# every tensor (parameters and AdamW moments) byte for byte; the metadata differs only in elapsed time
+"$BIN" run "$SRC/tests/cli/same_tensors.lua" a=again/latest.safetensors b=again2/latest.safetensors > same.log 2>&1
 check "[ $? -eq 0 ] && grep -q 'same tensors' same.log" "same seed, same final tensors: $(tail -1 same.log)"
 "$BIN" run train.lua $SMALL steps=4 save_every=0 eval_every=0 seed=7 out=other > other.log 2>&1
 check "[ \"\$(grep -o '\"loss\":[^,]*' again/metrics.jsonl | tail -1)\" != \"\$(grep -o '\"loss\":[^,]*' other/metrics.jsonl | tail -1)\" ]" \

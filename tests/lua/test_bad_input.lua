@@ -6,7 +6,7 @@ local hr = require "hybridrt"
 local skip = {set_num_threads = true, manual_seed = true, set_rng_state = true, set_check_nan = true,
               set_grad_enabled = true, capture = true, no_grad = true, gradcheck = true,
               -- these write files or change process state (tested in test_io / test_model / cli.train)
-              mkdir = true, save_safetensors = true, write_tokens = true, catch_interrupt = true,
+              mkdir = true, save_safetensors = true, write_tokens = true, catch_interrupt = true, lock_file = true,
               -- Lua-level builders: a default argument builds a whole model per call
               build_model = true, load_checkpoint = true}
 local closed = hr.zeros({2})

@@ -18,6 +18,10 @@ if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
     expect "the process keeps its name" 0 "comm.hybridrt" -- "$bin" run comm.lua
     expect "OPENBLAS_CORETYPE set by the user wins" 0 "BLAS: .*Haswell kernels" -- env OPENBLAS_CORETYPE=Haswell "$bin" version
 fi
+# under a small address-space limit OpenBLAS's load-time buffer is refused and it retried forever,
+# before main: every command hung. Refused up front now (runtime/cli/address_limit.c)
+expect "a small ulimit -v is refused, not a hang" 1 "address-space limit \(ulimit -v\) is 292 MiB, below the 512 MiB" -- \
+    timeout 30 bash -c 'ulimit -v 300000 && exec "$0" version' "$bin"
 expect "help" 0 "usage: hybridrt <command>" -- "$bin" help
 expect "--help" 0 "commands:" -- "$bin" --help
 expect "help run" 0 "usage: hybridrt run SCRIPT.lua" -- "$bin" help run

@@ -279,12 +279,27 @@ local function train_state(step, elapsed, tokens)
   for _, k in ipairs(CADENCE_KEYS) do t[k] = o[k] end
   return t
 end
+-- What the run directory holds, for the messages of a run that stops on an error: the step of the
+-- last ckpt-step file written and of latest.safetensors (which may lag it when its write failed).
+local saved = {step_file = nil, latest = resume_path == o.out .. "/latest.safetensors" and start_step or nil}
 local function save(step, elapsed, tokens)
   local path = string.format("%s/ckpt-step%06d.safetensors", o.out, step)
   local state = train_state(step, elapsed, tokens)
   ckpt.save(path, model, opt, state, tok_meta)
+  saved.step_file = step
   ckpt.save(o.out .. "/latest.safetensors", model, opt, state, tok_meta)
+  saved.latest = step
   return path
+end
+-- "no checkpoint was written for step 12; runs/a/latest.safetensors (step 10) is intact", or what was.
+local function saved_note(step)
+  local latest = o.out .. "/latest.safetensors"
+  if saved.step_file ~= step then
+    return string.format("no checkpoint was written for step %d%s", step,
+                         saved.latest and string.format("; %s (step %d) is intact", latest, saved.latest) or "")
+  end
+  return string.format("%s/ckpt-step%06d.safetensors was written for step %d, %s was not: it %s", o.out, step, step,
+                       latest, saved.latest and "still holds step " .. saved.latest or "holds what it held before")
 end
 
 local METRIC_KEYS = {"step", "loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "tokens", "elapsed_s",
@@ -361,12 +376,10 @@ hr.catch_interrupt(false)
 bar:finish()
 metrics:close()
 graph:close()
-if not ok then
-  error(string.format("training stopped at step %d: %s (no checkpoint was written for this step; the last " ..
-                      "saved one in %s is intact)", step, tostring(err), o.out), 0)
-end
+if not ok then error(string.format("training stopped at step %d: %s (%s)", step, tostring(err), saved_note(step)), 0) end
 local elapsed = elapsed_before + (hr.clock() - t_start)
-local path = save(step, elapsed, tokens_before + (step - start_step) * tokens_per_step)
+local saved_ok, path = pcall(save, step, elapsed, tokens_before + (step - start_step) * tokens_per_step)
+if not saved_ok then error(string.format("saving step %d failed: %s (%s)", step, tostring(path), saved_note(step)), 0) end
 if stop_reason then print(string.format("stopped at step %d: %s", step, stop_reason)) end
 print(string.format("done: step %d, train loss %.4f, val_loss %s, %.1f s; saved %s (and latest.safetensors)",
                     step, last_loss or 0 / 0, last_val and string.format("%.4f", last_val) or "-",

@@ -359,6 +359,19 @@ static int read_header(hr_ctx *ctx, const char *path, const cJSON *root, const u
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+/* The offset of the first NUL in the header, as a byte or as the escape \u0000, or -1. The JSON
+ * parser keeps strings as C strings, so a name, dtype or metadata key with a NUL in it would be cut
+ * there without a word ("a\u0000b" read as "a"). */
+static long long first_nul(const char *json, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        if (json[i] == '\0') return (long long)i;
+        if (json[i] != '\\' || i + 1 >= len) continue;
+        if (json[i + 1] == 'u' && i + 6 <= len && memcmp(json + i + 2, "0000", 4) == 0) return (long long)i;
+        i++; /* the escaped character: "\\u0000" is a backslash, then text */
+    }
+    return -1;
+}
+
 static int read_file(hr_ctx *ctx, const char *path, const uint8_t *p, size_t size, hr_safetensors *st) {
     if (size < 8)
         return hr_error(ctx, "%s: truncated: %zu bytes, too short for the 8-byte header length of a safetensors file",
@@ -371,6 +384,10 @@ static int read_file(hr_ctx *ctx, const char *path, const uint8_t *p, size_t siz
         return hr_error(ctx, "%s: truncated: the header length is %llu bytes but only %zu bytes follow it", path,
                         (unsigned long long)hlen, size - 8);
     const char *json = (const char *)p + 8, *end = NULL;
+    long long nul = first_nul(json, (size_t)hlen);
+    if (nul >= 0)
+        return hr_error(ctx, "%s: the header holds a NUL character at byte %lld: names, dtypes and metadata cannot "
+                        "contain one", path, nul);
     cJSON *root = cJSON_ParseWithLengthOpts(json, (size_t)hlen, &end, 0);
     if (!root)
         return hr_error(ctx, "%s: the header is not valid JSON (error near byte %lld of %llu)", path,

@@ -52,6 +52,10 @@ lua_Integer hr_lua_array_len(lua_State *L, int arg, const char *what);
  * that 2^32 + 1 is refused rather than truncated to 1 (and 0.5, NaN or inf as not integers at all). */
 int hr_lua_check_int_range(lua_State *L, int arg, lua_Integer lo, lua_Integer hi, const char *what);
 
+/* The string at index idx (a key or value: no conversion from numbers), which must hold no NUL byte:
+ * a C string would silently stop there ("a\0b" saved as "a"). Raises naming `what` otherwise. */
+const char *hr_lua_check_c_string(lua_State *L, int idx, const char *what);
+
 /* t[key] = v for the table on top of the stack (result tables of stats and listings). */
 void hr_lua_set_int(lua_State *L, const char *key, lua_Integer v);
 void hr_lua_set_str(lua_State *L, const char *key, const char *v);

@@ -30,7 +30,8 @@ static int count_pairs(lua_State *L, int table) {
 
 /* hr.save_safetensors(path, {name = tensor, ...}, [{key = string or number, ...}]) -> true */
 static int l_save_safetensors(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    luaL_checkstring(L, 1);
+    const char *path = hr_lua_check_c_string(L, 1, "save_safetensors: the path");
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
@@ -45,7 +46,7 @@ static int l_save_safetensors(lua_State *L) {
     for (lua_pushnil(L); lua_next(L, 2); lua_pop(L, 1), i++) {
         if (lua_type(L, -2) != LUA_TSTRING)
             return luaL_error(L, "save_safetensors: tensor names must be strings, got a %s key", luaL_typename(L, -2));
-        names[i] = lua_tostring(L, -2); /* kept alive by the table */
+        names[i] = hr_lua_check_c_string(L, -2, "save_safetensors: tensor name"); /* kept alive by the table */
         tensors[i] = hr_lua_to_tensor(L, lua_gettop(L));
         if (!tensors[i])
             return luaL_error(L, "save_safetensors: '%s' is a %s, not a tensor", names[i], luaL_typename(L, -1));
@@ -60,12 +61,13 @@ static int l_save_safetensors(lua_State *L) {
     for (lua_pushnil(L); n_meta && lua_next(L, 3); lua_pop(L, 1), i++) {
         if (lua_type(L, -2) != LUA_TSTRING)
             return luaL_error(L, "save_safetensors: metadata keys must be strings, got a %s key", luaL_typename(L, -2));
-        keys[i] = lua_tostring(L, -2);
+        keys[i] = hr_lua_check_c_string(L, -2, "save_safetensors: metadata key");
         int type = lua_type(L, -1);
         if (type != LUA_TSTRING && type != LUA_TNUMBER)
             return luaL_error(L, "save_safetensors: metadata '%s' must be a string or a number, got a %s", keys[i],
                               luaL_typename(L, -1));
-        values[i] = luaL_tolstring(L, -1, NULL); /* numbers as tostring writes them */
+        luaL_tolstring(L, -1, NULL); /* numbers as tostring writes them */
+        values[i] = hr_lua_check_c_string(L, -1, "save_safetensors: the value of a metadata key");
         lua_rawseti(L, anchor, i + 1);
     }
     if (hr_safetensors_save(hr_lua_ctx(L), path, n, names, tensors, n_meta, keys, values)) return hr_lua_raise(L);

@@ -5,6 +5,7 @@
 #include <lua.h>
 #include <lualib.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -88,6 +89,18 @@ lua_Integer hr_lua_array_len(lua_State *L, int arg, const char *what) {
             luaL_error(L, "%s: a table whose __len says %I entries holds %I: give a plain table", what, claimed, n);
     }
     return n;
+}
+
+const char *hr_lua_check_c_string(lua_State *L, int idx, const char *what) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    size_t cut = s ? strlen(s) : 0;
+    if (s && cut != len) {
+        char shown[64]; /* lua_pushfstring has no precision: cut a long value here */
+        snprintf(shown, sizeof shown, "%.60s", s);
+        luaL_error(L, "%s '%s' holds a NUL byte (at byte %d): C strings stop there", what, shown, (int)cut);
+    }
+    return s;
 }
 
 void hr_lua_set_int(lua_State *L, const char *key, lua_Integer v) {

@@ -74,6 +74,12 @@ mkdir -p diskfull && ln -s /dev/full diskfull/metrics.jsonl
 "$BIN" run train.lua $SMALL steps=6 save_every=3 out=diskfull > diskfull.log 2>&1
 check "[ $? -ne 0 ] && grep -q 'writing diskfull/metrics.jsonl failed: No space left on device' diskfull.log" \
   "a failed metrics append stops the run: $(tail -2 diskfull.log)"
+# a failed save says what was written: here the step file is, latest.safetensors (a directory in its
+# place) is not (the message once said "no checkpoint was written for this step" either way)
+mkdir -p halfsaved/latest.safetensors
+"$BIN" run train.lua resume=full/ckpt-step000003.safetensors out=halfsaved steps=6 save_every=4 > halfsaved.log 2>&1
+check "[ $? -ne 0 ] && grep -q 'training stopped at step 4: .*halfsaved/latest.safetensors.*not a regular file.*(halfsaved/ckpt-step000004.safetensors was written for step 4, halfsaved/latest.safetensors was not: it holds what it held before)' halfsaved.log && [ -f halfsaved/ckpt-step000004.safetensors ]" \
+  "a save that writes the step file but not latest says so: $(grep -v '^\s' halfsaved.log | tail -2)"
 # the rewrite never replaces what is not a regular file
 ln -sf /dev/full full/metrics.jsonl
 "$BIN" run train.lua resume=latest out=full steps=10 > devfull.log 2>&1
@@ -123,6 +129,16 @@ check "[ $? -eq 0 ] && [ \$(head -c 6 sample.txt) = ROMEO: ] && [ \$(wc -c < sam
 "$BIN" run sample.lua ckpt=full/latest.safetensors tokens=30 seed=7 > s1.txt 2>/dev/null
 "$BIN" run sample.lua ckpt=full/latest.safetensors tokens=30 seed=7 > s2.txt 2>/dev/null
 check "cmp -s s1.txt s2.txt" "same seed, same sample"
+# a checkpoint of NaNs is refused by name (sample.lua once printed 0xFF bytes and exited 0)
+cat > nan_ckpt.lua <<'EOF'
+local hr = require "hybridrt"
+local t, meta = hr.load_safetensors("full/latest.safetensors")
+for k, v in pairs(t) do if v.dtype == "f32" then t[k] = v * (0 / 0) end end
+hr.save_safetensors("nan.safetensors", t, meta)
+EOF
+"$BIN" run nan_ckpt.lua && "$BIN" run sample.lua ckpt=nan.safetensors tokens=10 > nan.txt 2> nan.err
+check "[ $? -ne 0 ] && [ ! -s nan.txt ] && grep -q 'nan.safetensors: .* holds NaN or infinite values' nan.err" \
+  "sample.lua on a checkpoint of NaNs: $(head -c 60 nan.txt | od -c | head -2) $(grep -v '^\s' nan.err | tail -1)"
 
 # --- the gates -------------------------------------------------------------------------------------
 "$BIN" check data=corpus.txt d_model=64 n_layer=2 batch=8 seq=32 steps=12 lr=3e-3 > gates.log 2>&1

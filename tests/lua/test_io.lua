@@ -64,6 +64,27 @@ t.case("safetensors errors", function()
            "metadata 'k' must be a string or a number, got a boolean")
   t.raises(function() hr.save_safetensors(p, {__metadata__ = hr.zeros({1})}) end, "reserved")
   t.raises(function() hr.save_safetensors(p, {[""] = hr.zeros({1})}) end, "empty name")
+  -- a NUL byte cut names, keys and paths short without a word ("a\0b" was saved as "a")
+  t.raises(function() hr.save_safetensors(p, {["a\0b"] = hr.zeros({1})}) end,
+           "tensor name 'a' holds a NUL byte (at byte 1)")
+  t.raises(function() hr.save_safetensors(p, {w = hr.zeros({1})}, {["k\0"] = "v"}) end, "metadata key 'k' holds a NUL")
+  t.raises(function() hr.save_safetensors(p, {w = hr.zeros({1})}, {k = "v\0w"}) end,
+           "the value of a metadata key 'v' holds a NUL")
+  t.raises(function() hr.save_safetensors(p .. "\0.x", {w = hr.zeros({1})}) end, "the path '" .. p)
+  t.check(io.open(p, "rb") == nil, "nothing was written")
+  for _, header in ipairs({'{"a\\u0000b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
+                           '{"a":{"dtype":"U8\\u0000","shape":[1],"data_offsets":[0,1]}}',
+                           '{"__metadata__":{"k\\u0000":"v"},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
+                           '{"a\0":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}'}) do
+    write_file(p, string.pack("<I8", #header) .. header .. "x")
+    t.raises(function() hr.load_safetensors(p) end, "the header holds a NUL character at byte")
+  end
+  -- an escaped backslash before u0000 is text, not a NUL
+  local text = '{"__metadata__":{"k":"\\\\u0000"},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}'
+  write_file(p, string.pack("<I8", #text) .. text .. "x")
+  local _, meta = hr.load_safetensors(p)
+  t.check(meta.k == "\\u0000", "an escaped backslash then u0000 is the text \\u0000: " .. tostring(meta.k))
+  os.remove(p)
   t.raises(function() hr.save_safetensors(tmp("nodir") .. "/x.safetensors", {w = hr.zeros({1})}) end,
            "cannot write", "No such file")
   t.raises(function() hr.load_safetensors(tmp("missing.safetensors")) end, "missing.safetensors", "No such file")
